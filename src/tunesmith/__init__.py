@@ -1,0 +1,3 @@
+"""tunesmith: local-first fine-tuning with measured before/after numbers."""
+
+__version__ = "0.1.0"
