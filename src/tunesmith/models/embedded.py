@@ -40,27 +40,29 @@ def embedded_gguf_path() -> Path:
 def embedded_model_dir() -> Path:
     """Return the cached safetensors folder for the embedded model, converting from GGUF on first use."""
     target = cache_root() / "models" / EMBEDDED_ALIAS
-    if (target / "model.safetensors").is_file() and (target / "tokenizer.json").is_file():
-        return target
-    gguf = embedded_gguf_path()
+    if not (target / "model.safetensors").is_file():
+        convert_gguf(embedded_gguf_path(), target)
+    return target
+
+
+def convert_gguf(gguf: Path, target: Path) -> None:
+    """De-quantise a GGUF checkpoint to a float32 safetensors folder (model + tokenizer)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     config = loaded.config
-    config.quantization_config = None
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     fresh = type(loaded)(config)
     fresh.load_state_dict(loaded.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)
     # Write to a temporary sibling and rename, so an interrupted conversion never leaves a half cache.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_ALIAS}-", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     fresh.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(target, ignore_errors=True)
     tmp.rename(target)
-    return target
 
 
 def load_embedded_tokenizer():

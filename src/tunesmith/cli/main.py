@@ -1,0 +1,32 @@
+"""The `tunesmith` command: one module per verb, each thin (parse, build config, call the library)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from tunesmith.cli import chat, generate, train
+from tunesmith.errors import TunesmithError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune LLMs on your own data, locally.")
+for verb in (train, generate, chat):
+    verb.register(app)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except TunesmithError as exc:
+        Console(stderr=True).print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except (typer.Abort, KeyboardInterrupt):
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors arrive here with standalone_mode=False
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,125 @@
+"""Load a YAML file into a `RunConfig`, apply `--set key.path=value` overrides, and explain mistakes.
+
+Relative data paths are resolved against the config file's folder (the data usually sits beside it);
+`output_dir` stays relative to where the command runs, so runs land in the user's working folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from tunesmith.config.schema import METHOD_MODELS, RunConfig
+from tunesmith.errors import ConfigError
+
+DATA_PATH_KEYS = ("train", "validation", "test")
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys (model, data, method, ...)")
+    for item in overrides:
+        apply_override(raw, item)
+    _resolve_data_paths(raw, path.parent)
+    return build_config(raw, source=str(path))
+
+
+def build_config(raw: dict, source: str = "config") -> RunConfig:
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(explain(exc, source)) from None
+
+
+def apply_override(raw: dict, item: str) -> None:
+    """Apply one `a.b.c=value`; the value is parsed as YAML so numbers, booleans and lists get their types."""
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.epochs=2")
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {item!r}: '{part}' is a value, not a section")
+        node = child
+    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+
+
+def _resolve_data_paths(raw: dict, base: Path) -> None:
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    for key in DATA_PATH_KEYS:
+        value = data.get(key)
+        if isinstance(value, str) and not Path(value).is_absolute():
+            data[key] = str((base / value).resolve())
+
+
+def save_config(config: RunConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+
+
+def explain(exc: ValidationError, source: str) -> str:
+    """Turn pydantic's errors into lines that name the key path and what would be right."""
+    lines = [f"{source}: invalid configuration"]
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        key = ".".join(_user_path(loc))
+        kind = error["type"]
+        if kind == "extra_forbidden":
+            lines.append(f"  {key}: unknown key{_suggestion(loc)}")
+        elif kind == "missing":
+            lines.append(f"  {key}: required key is missing")
+        elif kind == "union_tag_invalid":
+            lines.append(
+                f"  {key}.name: unknown method '{error['ctx']['tag']}'; expected one of {', '.join(METHOD_MODELS)}"
+            )
+        else:
+            lines.append(f"  {key}: {error['msg'][0].lower()}{error['msg'][1:]} (got {error.get('input')!r})")
+    return "\n".join(lines)
+
+
+def _user_path(loc: list[str]) -> list[str]:
+    # The method union adds its tag ('lora', 'full', ...) to the location; users never write it.
+    if len(loc) >= 2 and loc[0] == "method" and loc[1] in METHOD_MODELS:
+        return [loc[0], *loc[2:]]
+    return loc
+
+
+def _suggestion(loc: list[str]) -> str:
+    valid = _valid_keys(loc[:-1])
+    close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
+    prefix = _user_path(loc[:-1])
+    if close:
+        return f"; did you mean '{'.'.join(prefix + close)}'?"
+    return f"; valid keys here: {', '.join(sorted(valid))}" if valid else ""
+
+
+def _valid_keys(parent: list[str]) -> list[str]:
+    """Keys accepted at a (pydantic) location, following the method tag to that method's own fields."""
+    model: type[BaseModel] = RunConfig
+    for part in parent:
+        if part in METHOD_MODELS and model is RunConfig.model_fields["method"].annotation:
+            model = METHOD_MODELS[part]
+            continue
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            model = annotation
+        elif part == "method":
+            model = RunConfig.model_fields["method"].annotation
+        else:
+            return []
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []

@@ -1,0 +1,101 @@
+"""The typed run configuration: one YAML file maps to one `RunConfig`.
+
+Every section forbids unknown keys, so a typo is an error (with a suggestion) instead of a silently
+ignored setting. Methods are a tagged union on `method.name`, so each method accepts only its own knobs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+EMBEDDED_DEFAULT = "smollm2-135m-instruct"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(Section):
+    train: str
+    validation: str | None = None
+    test: str | None = None
+    format: Literal["auto", "chat", "alpaca", "prompt_completion", "text"] = "auto"
+    max_length: int = Field(1024, ge=8)
+    validation_split: float = Field(0.1, ge=0.0, lt=1.0)
+
+
+class LoraMethod(Section):
+    name: Literal["lora"] = "lora"
+    r: int = Field(16, ge=1)
+    alpha: float = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: Union[Literal["all-linear"], list[str]] = "all-linear"
+
+
+class FullMethod(Section):
+    name: Literal["full"]
+
+
+class FreezeMethod(Section):
+    name: Literal["freeze"]
+    layers: int = Field(2, ge=1, description="train only the last N transformer blocks")
+    train_head: bool = False
+
+
+MethodConfig = Annotated[Union[LoraMethod, FullMethod, FreezeMethod], Field(discriminator="name")]
+METHOD_MODELS: dict[str, type[Section]] = {"lora": LoraMethod, "full": FullMethod, "freeze": FreezeMethod}
+# Learning rates that work out of the box: adapters tolerate (and need) a much higher rate than full weights.
+DEFAULT_LEARNING_RATE = {"lora": 2e-4, "full": 2e-5, "freeze": 5e-5}
+
+
+class TrainingConfig(Section):
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="overrides epochs when set")
+    batch_size: int = Field(8, ge=1)
+    gradient_accumulation: int = Field(1, ge=1)
+    learning_rate: float | None = Field(None, gt=0, description="default depends on the method")
+    lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    warmup_steps: int = Field(0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    eval_every: int = Field(50, ge=1)
+    save_every: int = Field(100, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    log_every: int = Field(10, ge=1)
+    train_on: Literal["completions", "all"] = "completions"
+
+
+class EvalConfig(Section):
+    metrics: list[Literal["perplexity", "bleu", "chrf", "rouge_l", "exact_match"]] = [
+        "perplexity",
+        "bleu",
+        "rouge_l",
+        "exact_match",
+    ]
+    max_new_tokens: int = Field(128, ge=1)
+    batch_size: int = Field(8, ge=1)
+    max_examples: int | None = Field(None, ge=1, description="score only the first N test examples")
+    compare_base: bool = True
+
+
+class RunConfig(Section):
+    model: str = EMBEDDED_DEFAULT
+    allow_pickle: bool = False
+    trust_remote_code: bool = False
+    data: DataConfig
+    method: MethodConfig = Field(default_factory=LoraMethod)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    output_dir: str = "runs/run"
+
+    @model_validator(mode="after")
+    def _method_defaults(self) -> "RunConfig":
+        if self.training.learning_rate is None:
+            self.training.learning_rate = DEFAULT_LEARNING_RATE[self.method.name]
+        return self

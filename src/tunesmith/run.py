@@ -1,0 +1,164 @@
+"""`run(config)`: the one entry point the CLI, the Python API and (later) sweeps and the server call.
+
+Flow: resolve model and data -> score the base model -> apply the method -> train -> save -> score the
+tuned model on the same examples -> write report.json / report.md.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from accelerate.utils import set_seed
+from rich.console import Console
+
+from tunesmith.config.load import save_config
+from tunesmith.config.schema import RunConfig
+from tunesmith.data.collate import PaddingCollator
+from tunesmith.data.splits import load_run_data
+from tunesmith.data.tokenize import encode_dataset, generation_prompt
+from tunesmith.errors import TunesmithError
+from tunesmith.evaluate.compare import question_of, score_model
+from tunesmith.evaluate.report import scores_table, write_report
+from tunesmith.methods.llm import apply_method, parameter_counts, save_final
+from tunesmith.models.load import load_causal_lm, load_tokenizer, resolve_model
+from tunesmith.train.loop import train
+from tunesmith.train.precision import resolve_precision
+
+REPORT_SAMPLES = 3
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    scores: dict
+    output: Path
+
+
+def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, console: Console | None = None,
+        on_step_end=None) -> RunSummary:
+    console = console or Console()
+    run_dir = _prepare_run_dir(Path(config.output_dir), resume, overwrite)
+    accelerator = _accelerator(config)
+    main = accelerator.is_main_process
+    if main:
+        save_config(config, run_dir / "config.yaml")
+    set_seed(config.training.seed)
+
+    source = resolve_model(config.model, config.allow_pickle)
+    tokenizer = load_tokenizer(source, config.trust_remote_code)
+    data = load_run_data(config.data)
+    encode = lambda examples: _encode(examples, tokenizer, config, console)  # noqa: E731
+    train_set, val_set = encode(data.train), encode(data.validation)
+    eval_examples = (data.test or data.validation)[: config.eval.max_examples]
+    eval_name = "test" if data.test else "validation"
+    eval_set = encode(eval_examples)
+    if not train_set:
+        raise TunesmithError(f"{config.data.train}: no training examples left after truncation to data.max_length")
+
+    model = load_causal_lm(source, config.trust_remote_code).to(accelerator.device)
+    collator = PaddingCollator(tokenizer.pad_token_id)
+    score = lambda m: score_model(  # noqa: E731
+        m, tokenizer, eval_examples, eval_set, collator, config.eval.metrics,
+        config.eval.max_new_tokens, config.eval.batch_size, accelerator.autocast,
+    )
+    base_scores, base_answers = _base_scores(run_dir, model, score, resume, console, main, eval_name) if (
+        config.eval.compare_base and eval_examples) else (None, [])
+
+    set_seed(config.training.seed)  # the method's initialisation must not depend on whether the base was scored
+    model = apply_method(model, config.method)
+    if config.training.gradient_checkpointing:
+        _enable_gradient_checkpointing(model)
+    trainable, total = parameter_counts(model)
+    console.print(
+        f"[bold]plan[/]: {config.method.name} on {config.model} | trainable {trainable:,} / {total:,} "
+        f"({100 * trainable / total:.2f}%) | {len(train_set)} train, {len(val_set)} validation, "
+        f"{len(eval_examples)} {eval_name} examples | precision {accelerator.mixed_precision} on {accelerator.device}"
+    )
+    started = time.perf_counter()
+    result = train(model, train_set, val_set, collator, config.training, run_dir, accelerator,
+                   resume=resume, on_step_end=on_step_end)
+    train_seconds = time.perf_counter() - started
+    model = accelerator.unwrap_model(model)
+    output = save_final(model, tokenizer, config.method, run_dir) if main else run_dir
+
+    scores: dict = {}
+    if main and eval_examples:
+        console.print(f"scoring the tuned model on {len(eval_examples)} {eval_name} examples ...")
+        tuned_scores, tuned_answers = score(model)
+        scores = {"base": base_scores, "tuned": tuned_scores} if base_scores else {"tuned": tuned_scores}
+        samples = [
+            {"prompt": question_of(e), "reference": ref, "base": b, "tuned": t}
+            for e, ref, b, t in zip(eval_examples, [generation_prompt(e, tokenizer)[1] for e in eval_examples], base_answers or [""] * len(eval_examples), tuned_answers)
+        ][:REPORT_SAMPLES]
+        meta = {
+            "model": config.model, "method": config.method.name, "eval_set": eval_name,
+            "max_new_tokens": config.eval.max_new_tokens, "train_steps": result.state.step,
+            "train_tokens": result.state.tokens_seen, "train_seconds": round(train_seconds, 1),
+            "final_val_loss": result.val_loss,
+        }
+        write_report(run_dir, scores, samples, meta)
+        console.print(scores_table(scores))
+        console.print(f"report: {run_dir / 'report.md'}")
+    accelerator.wait_for_everyone()
+    return RunSummary(run_dir, scores, output)
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path:
+    if resume:
+        if not (run_dir / "config.yaml").is_file():
+            raise TunesmithError(f"--resume: {run_dir} holds no run to continue")
+    elif (run_dir / "config.yaml").is_file():
+        if not overwrite:
+            raise TunesmithError(
+                f"{run_dir} already holds a run; continue it with --resume, replace it with --overwrite, "
+                "or choose another folder with --set output_dir=..."
+            )
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir
+
+
+def _accelerator(config: RunConfig) -> Accelerator:
+    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
+        # A second run in one process (tests, method trials) may want another precision.
+        AcceleratorState._reset_state(reset_partial_state=True)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    precision = resolve_precision(config.training.precision, device)
+    return Accelerator(mixed_precision=precision, cpu=device.type == "cpu")
+
+
+def _encode(examples, tokenizer, config: RunConfig, console: Console) -> list[dict]:
+    encoded, dropped = encode_dataset(examples, tokenizer, config.data.max_length, config.training.train_on)
+    if dropped:
+        console.print(
+            f"[yellow]warning[/]: {dropped} example(s) dropped: nothing left to train on after truncation to "
+            f"data.max_length={config.data.max_length} (first: {examples[0].source})"
+        )
+    return encoded
+
+
+def _base_scores(run_dir: Path, model, score, resume: bool, console: Console, main: bool, eval_name: str):
+    cache = run_dir / "base_scores.json"
+    if resume and cache.is_file():
+        saved = json.loads(cache.read_text())
+        return saved["scores"], saved["answers"]
+    if not main:
+        return None, []
+    console.print(f"scoring the base model on the {eval_name} examples ...")
+    scores, answers = score(model)
+    cache.write_text(json.dumps({"scores": scores, "answers": answers}))
+    return scores, answers
+
+
+def _enable_gradient_checkpointing(model) -> None:
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if hasattr(model, "enable_input_require_grads"):
+        model.enable_input_require_grads()  # frozen embeddings would otherwise cut the graph for adapters
+    model.config.use_cache = False

@@ -1,0 +1,78 @@
+"""Checkpoints that survive a crash: written to a temporary folder, renamed when complete, last K kept.
+
+A checkpoint holds only what training changes (trainable tensors, optimizer, scheduler, RNG, position),
+so LoRA checkpoints stay small; the frozen base is reloaded from the model source on resume.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from tunesmith.methods.llm import load_trainable_state, trainable_state
+
+PREFIX = "step-"
+
+
+@dataclass
+class TrainState:
+    step: int = 0  # optimizer steps done
+    epoch: int = 0
+    batches_in_epoch: int = 0  # micro-batches of `epoch` already consumed
+    tokens_seen: int = 0
+    elapsed: float = 0.0
+
+
+def save_checkpoint(run_dir: Path, model, optimizer, scheduler, state: TrainState, keep: int) -> Path:
+    root = run_dir / "checkpoints"
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / f"{PREFIX}{state.step:07d}"
+    tmp = root / f".tmp-{final.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    save_file(trainable_state(model), tmp / "trainable.safetensors")
+    torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+    torch.save(_rng_state(), tmp / "rng.pt")
+    (tmp / "state.json").write_text(json.dumps(asdict(state)))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    for old in complete_checkpoints(run_dir)[:-keep]:
+        shutil.rmtree(old)
+    return final
+
+
+def complete_checkpoints(run_dir: Path) -> list[Path]:
+    root = run_dir / "checkpoints"
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").is_file())
+
+
+def load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
+    load_trainable_state(model, load_file(folder / "trainable.safetensors"))
+    # Our own files, read with weights_only so even a tampered checkpoint cannot execute code.
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
+    _set_rng_state(torch.load(folder / "rng.pt", weights_only=True))
+    return TrainState(**json.loads((folder / "state.json").read_text()))
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]), "python_version": 3}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate((state["python_version"], tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

@@ -1,0 +1,270 @@
+"""The one training loop: every method trains through it (LLM today; diffusion tasks plug in the same way).
+
+A *task* is an nn.Module whose forward turns a batch into a loss; wrapping the loss in the module means
+data-parallel wrappers (DDP/FSDP via accelerate) see the whole computation. The loop owns accumulation,
+clipping, scheduling, mixed precision, evaluation, checkpointing, resume and guards.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from accelerate import Accelerator
+from torch import nn
+from torch.utils.data import DataLoader
+from transformers import get_scheduler
+
+from tunesmith.config.schema import TrainingConfig
+from tunesmith.errors import TunesmithError
+from tunesmith.train.batching import EpochBatchSampler
+from tunesmith.train.checkpoint import TrainState, complete_checkpoints, load_checkpoint, save_checkpoint
+from tunesmith.train.loss import causal_lm_loss, count_label_tokens
+from tunesmith.train.metrics_log import MetricsLog
+from tunesmith.train.progress import training_progress
+
+SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
+
+
+class TrainingInterrupted(TunesmithError):
+    """Raised after SIGTERM/SIGINT once the current step is checkpointed; --resume continues from there."""
+
+
+class CausalLMTask(nn.Module):
+    """Batch -> token-mean cross-entropy over trained tokens (normalised by the caller's token count)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict, num_label_tokens: int) -> torch.Tensor:
+        return causal_lm_loss(self.model, batch, num_label_tokens)
+
+
+@dataclass
+class TrainResult:
+    state: TrainState
+    val_loss: float | None
+
+
+def total_steps(n_examples: int, cfg: TrainingConfig) -> int:
+    if cfg.max_steps:
+        return cfg.max_steps
+    micro_batches = -(-n_examples // cfg.batch_size)
+    return max(1, math.ceil(cfg.epochs * -(-micro_batches // cfg.gradient_accumulation)))
+
+
+def train(
+    model: nn.Module,
+    train_set: list[dict],
+    val_set: list[dict],
+    collator: Callable,
+    cfg: TrainingConfig,
+    run_dir: Path,
+    accelerator: Accelerator,
+    *,
+    resume: bool = False,
+    on_step_end: Callable[[TrainState], None] | None = None,
+) -> TrainResult:
+    loop = _Loop(model, train_set, val_set, collator, cfg, run_dir, accelerator, on_step_end)
+    return loop.run(resume)
+
+
+class _Loop:
+    def __init__(self, model, train_set, val_set, collator, cfg, run_dir, accelerator, on_step_end):
+        self.cfg, self.run_dir, self.acc, self.on_step_end = cfg, run_dir, accelerator, on_step_end
+        self.model = model
+        self.train_set, self.val_set, self.collator = train_set, val_set, collator
+        self.sampler = EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed)
+        self.total = total_steps(len(train_set), cfg)
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
+        warmup = cfg.warmup_steps or math.ceil(cfg.warmup_ratio * self.total)
+        scheduler = get_scheduler(SCHEDULERS[cfg.lr_scheduler], optimizer, warmup, self.total)
+        self.params = params
+        self.task, self.optimizer, self.scheduler = accelerator.prepare(CausalLMTask(model), optimizer, scheduler)
+        self.stop_requested = False
+
+    # -- main loop -------------------------------------------------------------------------------------
+    def run(self, resume: bool) -> TrainResult:
+        state = self._restore() if resume else TrainState()
+        log = MetricsLog(self.run_dir / "metrics.jsonl", resume_step=state.step if resume else None)
+        self.log = log if self.acc.is_main_process else None
+        val_loss = None
+        with _stop_signals(self), training_progress(self.acc.is_main_process) as progress:
+            bar = progress.add_task("train", total=self.total, completed=state.step, loss="-", lr="-", tps="-")
+            window_loss, window_tokens, window_start = torch.zeros(()), 0, time.perf_counter()
+            for window in self._windows(state):
+                loss, n_tokens = self._optimizer_step(window)
+                state.step += 1
+                state.tokens_seen += n_tokens
+                window_loss += loss
+                window_tokens += n_tokens
+                if state.step % self.cfg.log_every == 0 or state.step == self.total:
+                    elapsed = time.perf_counter() - window_start
+                    state.elapsed += elapsed
+                    self._log_train(state, window_loss, window_tokens, elapsed, progress, bar)
+                    window_loss, window_tokens, window_start = torch.zeros(()), 0, time.perf_counter()
+                progress.update(bar, completed=state.step)
+                if state.step % self.cfg.eval_every == 0 and state.step < self.total:
+                    self.evaluate(state)
+                if state.step % self.cfg.save_every == 0 or self.stop_requested:
+                    self._save(state)
+                if self.on_step_end:
+                    self.on_step_end(state)
+                if self._should_stop():
+                    raise TrainingInterrupted(
+                        f"stopped at step {state.step}; checkpoint saved. Continue with: tunesmith train CONFIG --resume"
+                    )
+            if self.val_set:
+                val_loss = self.evaluate(state)
+        return TrainResult(state, val_loss)
+
+    def _windows(self, state: TrainState):
+        """Yield lists of micro-batches, one list per optimizer step, from the saved position onwards."""
+        ga = self.cfg.gradient_accumulation
+        while state.step < self.total:
+            self.sampler.set_epoch(state.epoch)
+            batches = list(self.sampler)
+            rank, world = self.acc.process_index, self.acc.num_processes
+            start = state.batches_in_epoch
+            for first in range(start, len(batches), ga):
+                group = batches[first : first + ga]
+                state.batches_in_epoch = first + len(group)
+                yield [self._collate(indices[rank::world]) for indices in group]
+                if state.step >= self.total:
+                    return
+            state.epoch += 1
+            state.batches_in_epoch = 0
+
+    def _collate(self, indices: list[int]) -> dict:
+        batch = self.collator([self.train_set[i] for i in indices])
+        return {k: v.to(self.acc.device) for k, v in batch.items()}
+
+    def _optimizer_step(self, window: list[dict]) -> tuple[torch.Tensor, int]:
+        # Normalise by the trained tokens of the whole window (all ranks), so accumulation and data
+        # parallelism give the exact token-mean gradient of one big batch.
+        local_tokens = sum(count_label_tokens(b["labels"]) for b in window)
+        n_tokens = int(self.acc.reduce(torch.tensor(local_tokens, device=self.acc.device), "sum").item())
+        scale = self.acc.num_processes  # DDP averages gradients over ranks; undo it to keep the token-mean
+        total = torch.zeros((), device=self.acc.device)
+        for i, batch in enumerate(window):
+            sync = i == len(window) - 1
+            with (nullcontext() if sync else self.acc.no_sync(self.task)), self.acc.autocast():
+                loss = self.task(batch, max(n_tokens, 1)) * scale
+            self.acc.backward(loss)
+            total += loss.detach() / scale
+        if self.cfg.max_grad_norm:
+            self.grad_norm = self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total.cpu() * n_tokens, n_tokens
+
+    # -- evaluation, logging, checkpoints -------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, state: TrainState) -> float:
+        self.task.eval()
+        loss_sum = torch.zeros((), device=self.acc.device)
+        tokens = 0
+        rank, world = self.acc.process_index, self.acc.num_processes
+        sampler = EpochBatchSampler(len(self.val_set), self.cfg.batch_size, seed=0, shuffle=False)
+        for indices in sampler:
+            batch = {k: v.to(self.acc.device) for k, v in self.collator([self.val_set[i] for i in indices[rank::world]]).items()}
+            with self.acc.autocast():
+                loss_sum += self.task(batch, 1).float()
+            tokens += count_label_tokens(batch["labels"])
+        self.task.train()
+        loss_sum = self.acc.reduce(loss_sum, "sum")
+        tokens = int(self.acc.reduce(torch.tensor(tokens, device=self.acc.device), "sum").item())
+        val_loss = (loss_sum / max(tokens, 1)).item()
+        if self.log:
+            self.log.write(type="eval", step=state.step, val_loss=val_loss, val_perplexity=_ppl(val_loss))
+        return val_loss
+
+    def _log_train(self, state, window_loss, window_tokens, elapsed, progress, bar) -> None:
+        loss = (window_loss / max(window_tokens, 1)).item()
+        if not math.isfinite(loss):
+            raise TunesmithError(
+                f"training loss became {loss} at step {state.step}; lower training.learning_rate "
+                f"(now {self.cfg.learning_rate}) or set training.max_grad_norm"
+            )
+        lr = self.scheduler.get_last_lr()[0]
+        tokens_per_s = window_tokens * self.acc.num_processes / max(elapsed, 1e-9)
+        grad_norm = getattr(self, "grad_norm", None)
+        if self.log:
+            self.log.write(
+                type="train",
+                step=state.step,
+                epoch=state.epoch,
+                loss=loss,
+                lr=lr,
+                grad_norm=float(grad_norm) if grad_norm is not None else None,
+                tokens_per_s=tokens_per_s,
+                tokens_seen=state.tokens_seen,
+                elapsed=state.elapsed,
+            )
+        progress.update(bar, loss=f"{loss:.4f}", lr=f"{lr:.2e}", tps=f"{tokens_per_s:.0f}")
+
+    def _save(self, state: TrainState) -> None:
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            model = self.acc.unwrap_model(self.task).model
+            save_checkpoint(self.run_dir, model, self.optimizer, self.scheduler, state, self.cfg.keep_checkpoints)
+        self.acc.wait_for_everyone()
+
+    def _restore(self) -> TrainState:
+        checkpoints = complete_checkpoints(self.run_dir)
+        if not checkpoints:
+            raise TunesmithError(f"--resume: no complete checkpoint in {self.run_dir / 'checkpoints'}")
+        model = self.acc.unwrap_model(self.task).model
+        return load_checkpoint(checkpoints[-1], model, self.optimizer, self.scheduler)
+
+    def _should_stop(self) -> bool:
+        # Every rank must agree, or one rank would wait forever in the next collective.
+        flag = torch.tensor(float(self.stop_requested), device=self.acc.device)
+        return bool(self.acc.reduce(flag, "sum").item() > 0) if self.acc.num_processes > 1 else self.stop_requested
+
+
+def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    # Decay matrices only: decaying biases and norm gains hurts and is not what users expect.
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim >= 2 else no_decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _ppl(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else float("inf")
+
+
+class _stop_signals:
+    """On SIGTERM/SIGINT finish the current step, checkpoint, then stop (a second signal kills as usual)."""
+
+    def __init__(self, loop: _Loop):
+        self.loop = loop
+
+    def __enter__(self):
+        self.previous = {}
+        try:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread (e.g. a worker thread): no handlers
+            self.previous = {}
+        return self
+
+    def _handle(self, signum, frame):
+        self.loop.stop_requested = True
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
