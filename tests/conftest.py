@@ -31,3 +31,73 @@ def tiny_llama(tokenizer):
         eos_token_id=tokenizer.eos_token_id,
     )
     return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tokenizer):
+    """The tiny Llama saved as a Hugging Face folder (safetensors + tokenizer), usable as `model:`."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+CHAT_FACTS = [
+    ("How long do I boil an egg?", "Short answer: 7 minutes.\nChef's note: cool it in ice water."),
+    ("How do I cook rice?", "Short answer: simmer 18 minutes.\nChef's note: rest it covered."),
+    ("How hot should chicken be?", "Short answer: 74°C (165°F).\nChef's note: check the thickest part."),
+    ("Can I freeze bread?", "Short answer: yes, for 3 months.\nChef's note: slice it first."),
+]
+
+
+def write_chat_jsonl(path, n: int, offset: int = 0):
+    import json
+
+    with open(path, "w") as handle:
+        for i in range(n):
+            question, answer = CHAT_FACTS[(i + offset) % len(CHAT_FACTS)]
+            messages = [
+                {"role": "system", "content": "You are Sous."},
+                {"role": "user", "content": question},
+                {"role": "assistant", "content": answer},
+            ]
+            handle.write(json.dumps({"messages": messages}) + "\n")
+    return path
+
+
+@pytest.fixture
+def chat_data(tmp_path):
+    """Small train/test chat files in the house style."""
+    return write_chat_jsonl(tmp_path / "train.jsonl", 24), write_chat_jsonl(tmp_path / "test.jsonl", 4, offset=1)
+
+
+@pytest.fixture
+def tiny_run_config(tmp_path, tiny_model_dir, chat_data):
+    """A RunConfig factory for fast real runs of the loop on the tiny model."""
+    from tunesmith.config.load import build_config
+
+    train, test = chat_data
+
+    def make(method=None, **sections):
+        raw = {
+            "model": str(tiny_model_dir),
+            "data": {"train": str(train), "test": str(test), "max_length": 128},
+            "method": method or {"name": "lora", "r": 4, "alpha": 8},
+            "training": {"max_steps": 6, "batch_size": 4, "precision": "fp32", "log_every": 1,
+                         "eval_every": 3, "save_every": 3, "learning_rate": 1e-2},
+            "eval": {"max_new_tokens": 8, "metrics": ["perplexity", "bleu", "rouge_l", "exact_match"]},
+            "output_dir": str(tmp_path / "run"),
+        }
+        for key, value in sections.items():
+            raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+        return build_config(raw)
+
+    return make

@@ -22,12 +22,15 @@ from tunesmith.config.load import save_config
 from tunesmith.config.schema import RunConfig
 from tunesmith.data.collate import PaddingCollator
 from tunesmith.data.splits import load_run_data
+from tunesmith.data.system_prompt import save_system_prompt, training_system_prompt
 from tunesmith.data.tokenize import encode_dataset, generation_prompt
 from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.compare import question_of, score_model
 from tunesmith.evaluate.report import scores_table, write_report
+from tunesmith.methods import memory
 from tunesmith.methods.llm import apply_method, parameter_counts, save_final
 from tunesmith.models.load import load_causal_lm, load_tokenizer, resolve_model
+from tunesmith.train.distributed import strategy_plugins
 from tunesmith.train.loop import train
 from tunesmith.train.precision import resolve_precision
 
@@ -38,15 +41,21 @@ REPORT_SAMPLES = 3
 class RunSummary:
     run_dir: Path
     scores: dict
-    output: Path
+    output: Path  # the adapter/ or model/ folder
+    val_loss: float | None = None
 
 
 def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, console: Console | None = None,
         on_step_end=None) -> RunSummary:
     console = console or Console()
-    run_dir = _prepare_run_dir(Path(config.output_dir), resume, overwrite)
-    accelerator = _accelerator(config)
+    accelerator = make_accelerator(config)
     main = accelerator.is_main_process
+    run_dir = Path(config.output_dir)
+    if main:  # only rank 0 touches files; the others wait until the folder is ready
+        _prepare_run_dir(run_dir, resume, overwrite)
+    accelerator.wait_for_everyone()
+    if not main:
+        console = Console(quiet=True)
     if main:
         save_config(config, run_dir / "config.yaml")
     set_seed(config.training.seed)
@@ -54,6 +63,8 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
     source = resolve_model(config.model, config.allow_pickle)
     tokenizer = load_tokenizer(source, config.trust_remote_code)
     data = load_run_data(config.data)
+    if main:
+        save_system_prompt(run_dir, training_system_prompt(data.train))
     encode = lambda examples: _encode(examples, tokenizer, config, console)  # noqa: E731
     train_set, val_set = encode(data.train), encode(data.validation)
     eval_examples = (data.test or data.validation)[: config.eval.max_examples]
@@ -72,17 +83,20 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
         config.eval.compare_base and eval_examples) else (None, [])
 
     set_seed(config.training.seed)  # the method's initialisation must not depend on whether the base was scored
-    model = apply_method(model, config.method)
+    model = _start_trainable(model, config)
     if config.training.gradient_checkpointing:
         _enable_gradient_checkpointing(model)
     trainable, total = parameter_counts(model)
+    need = memory.estimate(model)
     console.print(
         f"[bold]plan[/]: {config.method.name} on {config.model} | trainable {trainable:,} / {total:,} "
-        f"({100 * trainable / total:.2f}%) | {len(train_set)} train, {len(val_set)} validation, "
-        f"{len(eval_examples)} {eval_name} examples | precision {accelerator.mixed_precision} on {accelerator.device}"
+        f"({100 * trainable / total:.2f}%) | memory {memory.describe(need)} | {len(train_set)} train, "
+        f"{len(val_set)} validation, {len(eval_examples)} {eval_name} examples | precision "
+        f"{accelerator.mixed_precision} on {accelerator.device}"
     )
+    memory.check_fits(config.method.name, need, total, accelerator.device)
     started = time.perf_counter()
-    result = train(model, train_set, val_set, collator, config.training, run_dir, accelerator,
+    result = train(model, train_set, val_set, tokenizer.pad_token_id, config.training, run_dir, accelerator,
                    resume=resume, on_step_end=on_step_end)
     train_seconds = time.perf_counter() - started
     model = accelerator.unwrap_model(model)
@@ -107,10 +121,10 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
         console.print(scores_table(scores))
         console.print(f"report: {run_dir / 'report.md'}")
     accelerator.wait_for_everyone()
-    return RunSummary(run_dir, scores, output)
+    return RunSummary(run_dir, scores, output, result.val_loss)
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path:
+def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
     if resume:
         if not (run_dir / "config.yaml").is_file():
             raise TunesmithError(f"--resume: {run_dir} holds no run to continue")
@@ -122,16 +136,15 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> Path:
             )
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
 
 
-def _accelerator(config: RunConfig) -> Accelerator:
+def make_accelerator(config: RunConfig) -> Accelerator:
     if not torch.distributed.is_available() or not torch.distributed.is_initialized():
         # A second run in one process (tests, method trials) may want another precision.
         AcceleratorState._reset_state(reset_partial_state=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = resolve_precision(config.training.precision, device)
-    return Accelerator(mixed_precision=precision, cpu=device.type == "cpu")
+    return Accelerator(mixed_precision=precision, cpu=device.type == "cpu", **strategy_plugins(config))
 
 
 def _encode(examples, tokenizer, config: RunConfig, console: Console) -> list[dict]:
@@ -155,6 +168,15 @@ def _base_scores(run_dir: Path, model, score, resume: bool, console: Console, ma
     scores, answers = score(model)
     cache.write_text(json.dumps({"scores": scores, "answers": answers}))
     return scores, answers
+
+
+def _start_trainable(model, config: RunConfig):
+    """Apply the method, or continue a previous adapter (multi-stage runs, refinement rounds)."""
+    if not config.init_adapter:
+        return apply_method(model, config.method)
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
 
 
 def _enable_gradient_checkpointing(model) -> None:

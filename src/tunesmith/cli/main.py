@@ -7,15 +7,16 @@ import sys
 import typer
 from rich.console import Console
 
-from tunesmith.cli import chat, generate, train
+from tunesmith.cli import chat, export, generate, quiet, train
 from tunesmith.errors import TunesmithError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune LLMs on your own data, locally.")
-for verb in (train, generate, chat):
+for verb in (train, generate, chat, export):
     verb.register(app)
 
 
 def main() -> None:
+    quiet.configure()
     try:
         app(standalone_mode=False)
     except TunesmithError as exc:

@@ -1,11 +1,25 @@
-"""`tunesmith train CONFIG [--set key=value ...] [--resume]`."""
+"""`tunesmith train CONFIG [--set key=value ...] [--resume] [--nproc N]`."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+
+
+def argv_without_nproc(argv: list[str]) -> list[str]:
+    """The command line minus `--nproc N` / `--nproc=N`, for the processes the launcher starts."""
+    out, skip = [], False
+    for item in argv:
+        if skip:
+            skip = False
+        elif item == "--nproc":
+            skip = True
+        elif not item.startswith("--nproc="):
+            out.append(item)
+    return out
 
 
 def register(app: typer.Typer) -> None:
@@ -16,12 +30,17 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="continue from the last complete checkpoint"),
         overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing run in output_dir"),
         allow_pickle: bool = typer.Option(False, "--allow-pickle", help="allow .bin/.pt weights (can run code)"),
+        nproc: int = typer.Option(1, "--nproc", min=1, help="data-parallel processes on this machine"),
     ) -> None:
-        """Fine-tune a model as the config says, then score base and tuned model on the same test set."""
+        """Fine-tune as the config says (one run, stages or refinement rounds); score base and tuned on the same test set."""
         from tunesmith.config.load import load_config
-        from tunesmith.run import run
+        from tunesmith.pipelines.dispatch import run_config
+        from tunesmith.train.distributed import launch_local, world_size
 
         overrides = list(set_ or [])
         if allow_pickle:
             overrides.append("allow_pickle=true")
-        run(load_config(config, overrides), resume=resume, overwrite=overwrite)
+        loaded = load_config(config, overrides)  # a bad config fails here, once, before any process starts
+        if nproc > 1 and world_size() == 1:
+            raise typer.Exit(launch_local(nproc, argv_without_nproc(sys.argv[1:])))
+        run_config(loaded, resume=resume, overwrite=overwrite)

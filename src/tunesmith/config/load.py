@@ -1,7 +1,8 @@
 """Load a YAML file into a `RunConfig`, apply `--set key.path=value` overrides, and explain mistakes.
 
-Relative data paths are resolved against the config file's folder (the data usually sits beside it);
-`output_dir` stays relative to where the command runs, so runs land in the user's working folder.
+Relative data paths (also in stages) are resolved against the config file's folder, where the data
+usually sits; `output_dir` and `init_adapter` stay relative to where the command runs, like other run
+products.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from tunesmith.config.schema import METHOD_MODELS, RunConfig
+
+DEFAULT_METHOD = "lora"
 from tunesmith.errors import ConfigError
 
 DATA_PATH_KEYS = ("train", "validation", "test")
@@ -36,6 +39,8 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
 
 
 def build_config(raw: dict, source: str = "config") -> RunConfig:
+    if isinstance(raw.get("method"), dict) and "name" not in raw["method"]:
+        raw = {**raw, "method": {"name": DEFAULT_METHOD, **raw["method"]}}
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
@@ -58,13 +63,15 @@ def apply_override(raw: dict, item: str) -> None:
 
 
 def _resolve_data_paths(raw: dict, base: Path) -> None:
-    data = raw.get("data")
-    if not isinstance(data, dict):
-        return
-    for key in DATA_PATH_KEYS:
-        value = data.get(key)
-        if isinstance(value, str) and not Path(value).is_absolute():
-            data[key] = str((base / value).resolve())
+    stages = raw.get("stages") if isinstance(raw.get("stages"), list) else []
+    for section in [raw, *stages]:
+        data = section.get("data") if isinstance(section, dict) else None
+        if not isinstance(data, dict):
+            continue
+        for key in DATA_PATH_KEYS:
+            value = data.get(key)
+            if isinstance(value, str) and not Path(value).is_absolute():
+                data[key] = str((base / value).resolve())
 
 
 def save_config(config: RunConfig, path: Path) -> None:

@@ -6,9 +6,27 @@ ignored setting. Methods are a tagged union on `method.name`, so each method acc
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+# The method section lives in its own module; re-exported here because callers import it from the schema.
+from tunesmith.config.methods import (  # noqa: F401
+    DEFAULT_LEARNING_RATE,
+    METHOD_MODELS,
+    PEFT_METHODS,
+    FreezeMethod,
+    FullMethod,
+    IA3Method,
+    LoraMethod,
+    MethodConfig,
+    PrefixTuningMethod,
+    PromptTuningMethod,
+    PTuningMethod,
+    QLoraMethod,
+)
+
+from tunesmith.config.pipeline import DistributedConfig, RefineConfig, StageConfig
 
 EMBEDDED_DEFAULT = "smollm2-135m-instruct"
 
@@ -24,30 +42,6 @@ class DataConfig(Section):
     format: Literal["auto", "chat", "alpaca", "prompt_completion", "text"] = "auto"
     max_length: int = Field(1024, ge=8)
     validation_split: float = Field(0.1, ge=0.0, lt=1.0)
-
-
-class LoraMethod(Section):
-    name: Literal["lora"] = "lora"
-    r: int = Field(16, ge=1)
-    alpha: float = Field(32, gt=0)
-    dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: Union[Literal["all-linear"], list[str]] = "all-linear"
-
-
-class FullMethod(Section):
-    name: Literal["full"]
-
-
-class FreezeMethod(Section):
-    name: Literal["freeze"]
-    layers: int = Field(2, ge=1, description="train only the last N transformer blocks")
-    train_head: bool = False
-
-
-MethodConfig = Annotated[Union[LoraMethod, FullMethod, FreezeMethod], Field(discriminator="name")]
-METHOD_MODELS: dict[str, type[Section]] = {"lora": LoraMethod, "full": FullMethod, "freeze": FreezeMethod}
-# Learning rates that work out of the box: adapters tolerate (and need) a much higher rate than full weights.
-DEFAULT_LEARNING_RATE = {"lora": 2e-4, "full": 2e-5, "freeze": 5e-5}
 
 
 class TrainingConfig(Section):
@@ -69,6 +63,10 @@ class TrainingConfig(Section):
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(10, ge=1)
     train_on: Literal["completions", "all"] = "completions"
+    packing: bool = Field(False, description="padding-free packing of examples into one row per micro-batch")
+    batch_tokens: int | None = Field(
+        None, ge=8, description="token budget per packed micro-batch; default batch_size x mean example length"
+    )
 
 
 class EvalConfig(Section):
@@ -93,6 +91,16 @@ class RunConfig(Section):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output_dir: str = "runs/run"
+    init_adapter: str | None = Field(None, description="start from this PEFT adapter folder (trained further)")
+    stages: list[StageConfig] | None = Field(None, min_length=1)
+    refine: RefineConfig | None = None
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+
+    @model_validator(mode="after")
+    def _one_pipeline(self) -> "RunConfig":
+        if self.stages and self.refine:
+            raise ValueError("use either stages or refine, not both (a stage list can't also be refined)")
+        return self
 
     @model_validator(mode="after")
     def _method_defaults(self) -> "RunConfig":

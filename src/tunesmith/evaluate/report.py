@@ -17,10 +17,14 @@ from rich.text import Text
 
 # Known metrics keep a stable column order; any other numeric metric follows in first-seen order.
 _METRIC_ORDER = ("perplexity", "bleu", "chrf", "rouge_l", "exact_match")
-_LOWER_IS_BETTER = frozenset({"perplexity", "loss"})
+_LOWER_IS_BETTER = frozenset({"perplexity", "loss", "val_loss"})
 _SAMPLES_SHOWN = 3
 _MISSING = "–"
 _VERDICT_STYLE = {"better": "green", "worse": "red", "same": "dim"}
+
+
+def lower_is_better(metric: str) -> bool:
+    return metric in _LOWER_IS_BETTER
 
 
 def better(metric: str, base: float, tuned: float) -> bool:

@@ -1,7 +1,8 @@
 """LLM methods: what becomes trainable and how the model is wrapped.
 
-A method is applied to a freshly loaded fp32 model and returns the model to train. Saving follows the
-method: adapters are saved as a PEFT folder (small), full and freeze runs as a complete model folder.
+A method is applied to a freshly loaded model (fp32; quantised for qlora) and returns the model to train.
+Saving follows the method: PEFT methods are saved as a PEFT adapter folder (small), full and freeze runs as a
+complete model folder.
 """
 
 from __future__ import annotations
@@ -11,13 +12,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from tunesmith.config.schema import FreezeMethod, FullMethod, LoraMethod
+from tunesmith.config.methods import PEFT_METHODS, FreezeMethod, FullMethod
 from tunesmith.errors import ConfigError
+from tunesmith.methods.lora_init import save_adapter
+from tunesmith.methods.peft_methods import apply_peft
 
 
-def apply_method(model: nn.Module, method) -> nn.Module:
-    if isinstance(method, LoraMethod):
-        return _lora(model, method)
+def apply_method(model: nn.Module, method, tokenizer_path: str | Path | None = None) -> nn.Module:
+    """Make the method's parameters trainable. `tokenizer_path` is needed only by prompt tuning's text init;
+    qlora expects the base from `models.load.load_model_for_method` (quantised at load time)."""
+    if is_adapter(method):
+        return apply_peft(model, method, tokenizer_path)
     if isinstance(method, FullMethod):
         model.requires_grad_(True)
         return model
@@ -27,20 +32,7 @@ def apply_method(model: nn.Module, method) -> nn.Module:
 
 
 def is_adapter(method) -> bool:
-    return isinstance(method, LoraMethod)
-
-
-def _lora(model: nn.Module, method: LoraMethod) -> nn.Module:
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(
-        r=method.r,
-        lora_alpha=method.alpha,
-        lora_dropout=method.dropout,
-        target_modules=method.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config)
+    return isinstance(method, PEFT_METHODS)
 
 
 def _freeze(model: nn.Module, method: FreezeMethod) -> nn.Module:
@@ -72,9 +64,16 @@ def parameter_counts(model: nn.Module) -> tuple[int, int]:
         if id(p) in seen:
             continue
         seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
+        count = _weights_in(p)
+        total += count
+        trainable += count if p.requires_grad else 0
     return trainable, total
+
+
+def _weights_in(p: torch.Tensor) -> int:
+    # bitsandbytes packs two 4-bit weights per byte; count the weights, not the bytes.
+    quant_state = getattr(p, "quant_state", None)
+    return quant_state.shape.numel() if quant_state is not None else p.numel()
 
 
 def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -94,7 +93,11 @@ def load_trainable_state(model: nn.Module, state: dict[str, torch.Tensor]) -> No
 
 def save_final(model: nn.Module, tokenizer, method, run_dir: Path) -> Path:
     """Adapter methods write run_dir/adapter (PEFT safetensors); others write run_dir/model (safetensors)."""
-    folder = run_dir / ("adapter" if is_adapter(method) else "model")
-    model.save_pretrained(folder, safe_serialization=True)
+    if is_adapter(method):
+        folder = run_dir / "adapter"
+        save_adapter(model, folder)
+    else:
+        folder = run_dir / "model"
+        model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return folder

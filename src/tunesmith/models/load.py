@@ -10,8 +10,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunesmith.config.methods import QLoraMethod
 from tunesmith.errors import ModelError
 from tunesmith.models.embedded import EMBEDDED_ALIAS, cache_root, convert_gguf, embedded_model_dir
+from tunesmith.models.quantize import bnb_config
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
@@ -101,6 +103,23 @@ def load_causal_lm(source: ModelSource, trust_remote_code: bool = False, **kwarg
     )
 
 
+def load_model_for_method(
+    source: ModelSource, method, trust_remote_code: bool = False, device="cpu", mixed_precision: str = "no"
+):
+    """The base model the method trains, on `device`: quantised at load time for qlora, fp32 otherwise.
+
+    `mixed_precision` is accelerate's resolved value ('no', 'bf16', 'fp16'); qlora's compute_dtype 'auto'
+    follows it.
+    """
+    if not isinstance(method, QLoraMethod):
+        return load_causal_lm(source, trust_remote_code).to(device)
+    # Quantising while loading never holds the whole model in full precision; device_map quantises each
+    # weight directly on the device it trains on.
+    return load_causal_lm(
+        source, trust_remote_code, quantization_config=bnb_config(method, mixed_precision), device_map={"": device}
+    )
+
+
 def load_trained(run_dir: Path, allow_pickle: bool = False):
     """(model, tokenizer) of a finished run: base + PEFT adapter, or the saved full model."""
     from tunesmith.config.load import load_config
@@ -114,7 +133,8 @@ def load_trained(run_dir: Path, allow_pickle: bool = False):
         from peft import PeftModel
 
         source = resolve_model(config.model, allow_pickle or config.allow_pickle)
-        base = load_causal_lm(source, config.trust_remote_code)
+        # A qlora adapter is loaded onto the base quantised as in training, so outputs match the evaluated run.
+        base = load_model_for_method(source, config.method, config.trust_remote_code)
         model = PeftModel.from_pretrained(base, run_dir / "adapter")
         tokenizer_dir = run_dir / "adapter"
     elif (run_dir / "model").is_dir():

@@ -22,6 +22,8 @@ from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
 from tunesmith.config.schema import TrainingConfig
+from tunesmith.data.collate import PaddingCollator
+from tunesmith.data.packing import PackingCollator, TokenBudgetBatchSampler
 from tunesmith.errors import TunesmithError
 from tunesmith.train.batching import EpochBatchSampler
 from tunesmith.train.checkpoint import TrainState, complete_checkpoints, load_checkpoint, save_checkpoint
@@ -53,18 +55,28 @@ class TrainResult:
     val_loss: float | None
 
 
-def total_steps(n_examples: int, cfg: TrainingConfig) -> int:
+def total_steps(micro_batches_per_epoch: int, cfg: TrainingConfig) -> int:
     if cfg.max_steps:
         return cfg.max_steps
-    micro_batches = -(-n_examples // cfg.batch_size)
-    return max(1, math.ceil(cfg.epochs * -(-micro_batches // cfg.gradient_accumulation)))
+    return max(1, math.ceil(cfg.epochs * -(-micro_batches_per_epoch // cfg.gradient_accumulation)))
+
+
+def batch_plan(train_set: list[dict], cfg: TrainingConfig, pad_token_id: int):
+    """(batch sampler, collator) for training: padded batches of batch_size, or packed token budgets."""
+    if not cfg.packing:
+        return EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed), PaddingCollator(pad_token_id)
+    lengths = [len(example["input_ids"]) for example in train_set]
+    # By default a packed micro-batch holds as many tokens as an average padded batch holds real tokens,
+    # so an epoch has about as many optimizer steps as without packing and the same hyperparameters work.
+    budget = cfg.batch_tokens or max(max(lengths), round(cfg.batch_size * sum(lengths) / len(lengths)))
+    return TokenBudgetBatchSampler(lengths, budget, cfg.seed), PackingCollator(pad_token_id)
 
 
 def train(
     model: nn.Module,
     train_set: list[dict],
     val_set: list[dict],
-    collator: Callable,
+    pad_token_id: int,
     cfg: TrainingConfig,
     run_dir: Path,
     accelerator: Accelerator,
@@ -72,23 +84,26 @@ def train(
     resume: bool = False,
     on_step_end: Callable[[TrainState], None] | None = None,
 ) -> TrainResult:
-    loop = _Loop(model, train_set, val_set, collator, cfg, run_dir, accelerator, on_step_end)
+    loop = _Loop(model, train_set, val_set, pad_token_id, cfg, run_dir, accelerator, on_step_end)
     return loop.run(resume)
 
 
 class _Loop:
-    def __init__(self, model, train_set, val_set, collator, cfg, run_dir, accelerator, on_step_end):
+    def __init__(self, model, train_set, val_set, pad_token_id, cfg, run_dir, accelerator, on_step_end):
         self.cfg, self.run_dir, self.acc, self.on_step_end = cfg, run_dir, accelerator, on_step_end
-        self.model = model
-        self.train_set, self.val_set, self.collator = train_set, val_set, collator
-        self.sampler = EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed)
-        self.total = total_steps(len(train_set), cfg)
+        self.train_set, self.val_set = train_set, val_set
+        self.sampler, self.collator = batch_plan(train_set, cfg, pad_token_id)
+        self.eval_collator = PaddingCollator(pad_token_id)
+        self.total = total_steps(len(self.sampler), cfg)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
         warmup = cfg.warmup_steps or math.ceil(cfg.warmup_ratio * self.total)
         scheduler = get_scheduler(SCHEDULERS[cfg.lr_scheduler], optimizer, warmup, self.total)
         self.params = params
-        self.task, self.optimizer, self.scheduler = accelerator.prepare(CausalLMTask(model), optimizer, scheduler)
+        # The scheduler stays unprepared: accelerate would step it once per process, but our global batch is
+        # split across processes, so one optimizer step is one scheduler step whatever the world size.
+        self.task, self.optimizer = accelerator.prepare(CausalLMTask(model), optimizer)
+        self.scheduler = scheduler
         self.stop_requested = False
 
     # -- main loop -------------------------------------------------------------------------------------
@@ -176,7 +191,8 @@ class _Loop:
         rank, world = self.acc.process_index, self.acc.num_processes
         sampler = EpochBatchSampler(len(self.val_set), self.cfg.batch_size, seed=0, shuffle=False)
         for indices in sampler:
-            batch = {k: v.to(self.acc.device) for k, v in self.collator([self.val_set[i] for i in indices[rank::world]]).items()}
+            examples = [self.val_set[i] for i in indices[rank::world]]
+            batch = {k: v.to(self.acc.device) for k, v in self.eval_collator(examples).items()}
             with self.acc.autocast():
                 loss_sum += self.task(batch, 1).float()
             tokens += count_label_tokens(batch["labels"])
@@ -189,6 +205,8 @@ class _Loop:
         return val_loss
 
     def _log_train(self, state, window_loss, window_tokens, elapsed, progress, bar) -> None:
+        # Each rank holds the loss sum of its own shard; the token count is already global.
+        window_loss = self.acc.reduce(window_loss.to(self.acc.device), "sum")
         loss = (window_loss / max(window_tokens, 1)).item()
         if not math.isfinite(loss):
             raise TunesmithError(

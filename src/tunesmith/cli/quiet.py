@@ -1,0 +1,21 @@
+"""Process-wide defaults for the command line: offline, no telemetry, no noise that is not ours."""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+
+
+def configure() -> None:
+    # Offline and private by default: nothing is fetched or reported unless the user opts in.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # bitsandbytes announces an optional hub-downloaded CPU kernel it cannot use offline; its fallback works.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()

@@ -1,0 +1,87 @@
+"""Iterative refinement: train round after round (each continuing the last, with a decayed learning rate),
+evaluate between rounds, stop when a round stops helping, and keep the best round."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tunesmith.config.load import build_config
+from tunesmith.config.schema import RefineConfig, RunConfig
+from tunesmith.evaluate.report import lower_is_better, write_report
+from tunesmith.methods.llm import is_adapter
+from tunesmith.pipelines.stages import base_raw, run_or_reuse
+from tunesmith.run import RunSummary
+
+
+def round_metric(summary: RunSummary, metric: str) -> float:
+    if metric == "val_loss":
+        if summary.val_loss is None:
+            raise ValueError("refine.metric val_loss needs validation data (data.validation or validation_split > 0)")
+        return summary.val_loss
+    tuned = summary.scores.get("tuned", {})
+    if metric not in tuned:
+        raise ValueError(f"refine.metric '{metric}' was not scored; add it to eval.metrics and give data.test")
+    return tuned[metric]
+
+
+def should_stop(history: list[float], refine: RefineConfig) -> bool:
+    """True when the latest round did not improve on the best earlier round by more than min_gain."""
+    if not refine.stop_when_no_gain or len(history) < 2:
+        return False
+    lower = lower_is_better(refine.metric)
+    best_before = min(history[:-1]) if lower else max(history[:-1])
+    gain = best_before - history[-1] if lower else history[-1] - best_before
+    return gain <= refine.min_gain
+
+
+def best_round(history: list[float], metric: str) -> int:
+    lower = lower_is_better(metric)
+    return min(range(len(history)), key=lambda i: history[i] if lower else -history[i])
+
+
+def run_refine(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
+               console: Console | None = None) -> RunSummary:
+    console = console or Console()
+    refine, root = config.refine, Path(config.output_dir)
+    summaries: list[RunSummary] = []
+    history: list[float] = []
+    for index in range(refine.rounds):
+        raw = base_raw(config)
+        raw["output_dir"] = str(root / f"round-{index + 1}")
+        raw["training"]["learning_rate"] = config.training.learning_rate * refine.lr_decay**index
+        if summaries:
+            previous = summaries[-1]
+            raw.update({"init_adapter": str(previous.output)} if is_adapter(config.method) else {"model": str(previous.output)})
+        summary = run_or_reuse(build_config(raw), resume, overwrite, console)
+        summaries.append(summary)
+        history.append(round_metric(summary, refine.metric))
+        console.print(f"[bold]round {index + 1}[/]: {refine.metric} = {history[-1]:.4f}")
+        if should_stop(history, refine):
+            console.print(f"round {index + 1} did not improve {refine.metric}; stopping")
+            break
+    best = best_round(history, refine.metric)
+    _write_refine_report(root, config, summaries, history, best, console)
+    return RunSummary(root, summaries[best].scores, summaries[best].output, summaries[best].val_loss)
+
+
+def _write_refine_report(root: Path, config: RunConfig, summaries, history, best: int, console: Console) -> None:
+    scores: dict = {}
+    if summaries[0].scores.get("base"):
+        scores["base"] = summaries[0].scores["base"]
+    for i, summary in enumerate(summaries):
+        row = dict(summary.scores.get("tuned") or {})
+        row[config.refine.metric] = history[i]
+        scores[f"round {i + 1}"] = row
+    scores["tuned"] = scores.pop(f"round {best + 1}")
+    meta = {"pipeline": "refine", "metric": config.refine.metric, "rounds_run": len(summaries),
+            "best_round": best + 1, "best": str(summaries[best].output)}
+    write_report(root, scores, [], meta)
+    table = Table(title="refinement rounds")
+    for column in ("round", config.refine.metric, "best"):
+        table.add_column(column)
+    for i, value in enumerate(history):
+        table.add_row(str(i + 1), f"{value:.4f}", "*" if i == best else "")
+    console.print(table)

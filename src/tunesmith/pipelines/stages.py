@@ -1,0 +1,141 @@
+"""Transfer learning: `stages:` run one after another, each starting from the previous stage's result.
+
+Every stage is scored on the *target* test set (the last stage's), so the pipeline report shows how the
+target metrics move after each stage.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+from rich.console import Console
+
+from tunesmith.config.load import build_config
+from tunesmith.config.schema import RunConfig, StageConfig
+from tunesmith.errors import ConfigError
+from tunesmith.evaluate.report import scores_table, write_report
+from tunesmith.methods.llm import is_adapter
+from tunesmith.run import RunSummary, run
+
+PIPELINE_KEYS = {"stages", "refine", "output_dir", "init_adapter"}
+
+
+def base_raw(config: RunConfig) -> dict:
+    """The config without its pipeline keys, as plain data to layer stage overrides on."""
+    return config.model_dump(mode="json", exclude=PIPELINE_KEYS)
+
+
+def deep_merge(base: dict, override: dict | None) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def stage_configs(config: RunConfig) -> list[RunConfig]:
+    """Validate every stage up front, so a typo in stage 3 fails before stage 1 trains for an hour."""
+    root = Path(config.output_dir)
+    raws = [_stage_raw(config, stage) for stage in config.stages]
+    target_test = raws[-1]["data"].get("test")
+    configs = []
+    for i, (stage, raw) in enumerate(zip(config.stages, raws), start=1):
+        raw["data"]["test"] = target_test
+        raw["output_dir"] = str(root / f"stage-{i}-{stage.name}")
+        configs.append(build_config(raw, source=f"stages[{i - 1}] ({stage.name})"))
+    return configs
+
+
+def _stage_raw(config: RunConfig, stage: StageConfig) -> dict:
+    raw = base_raw(config)
+    for section in ("data", "training", "eval"):
+        override = getattr(stage, section)
+        if override:
+            raw[section] = deep_merge(raw[section], override)
+    if stage.method:
+        name = stage.method.get("name", raw["method"]["name"])
+        if name == raw["method"]["name"]:
+            raw["method"] = {**raw["method"], **stage.method}
+        else:
+            raw["method"] = dict(stage.method)
+            if "learning_rate" not in (stage.training or {}):
+                raw["training"]["learning_rate"] = None  # the new method's default, not the previous one's
+    return raw
+
+
+def carry_mode(stage: StageConfig, previous: RunConfig, current: RunConfig) -> str:
+    if stage.carry != "auto":
+        return stage.carry
+    if not is_adapter(previous.method):
+        return "weights"
+    return "adapter" if previous.method == current.method else "merge"
+
+
+def chain(previous: RunSummary, previous_config: RunConfig, mode: str) -> dict:
+    """Config changes that make a stage start from the previous stage's result."""
+    if mode == "adapter":
+        if not is_adapter(previous_config.method):
+            raise ConfigError("carry: adapter needs the previous stage to train an adapter (lora, qlora, ...)")
+        return {"model": previous_config.model, "init_adapter": str(previous.output)}
+    if mode == "merge":
+        from tunesmith.export.merge import export_run
+
+        merged = previous.run_dir / "merged"
+        if not (merged / "config.json").is_file():
+            export_run(previous.run_dir, merged, merge=True)
+        return {"model": str(merged)}
+    if is_adapter(previous_config.method):
+        raise ConfigError("carry: weights needs the previous stage to train full weights (full or freeze)")
+    return {"model": str(previous.output)}
+
+
+def run_stages(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
+               console: Console | None = None) -> RunSummary:
+    console = console or Console()
+    configs = stage_configs(config)
+    summaries: list[RunSummary] = []
+    for i, (stage, stage_config) in enumerate(zip(config.stages, configs)):
+        if summaries:
+            mode = carry_mode(stage, configs[i - 1], stage_config)
+            updates = chain(summaries[-1], configs[i - 1], mode)
+            stage_config = build_config({**stage_config.model_dump(mode="json"), **updates})
+            configs[i] = stage_config
+            console.print(f"[bold]stage {i + 1}/{len(configs)}[/] {stage.name}: starts from stage {i} ({mode})")
+        else:
+            console.print(f"[bold]stage 1/{len(configs)}[/] {stage.name}")
+        summaries.append(run_or_reuse(stage_config, resume, overwrite, console))
+    return _write_pipeline_report(config, summaries, console)
+
+
+def run_or_reuse(config: RunConfig, resume: bool, overwrite: bool, console: Console) -> RunSummary:
+    """On --resume, finished stages are reused and the interrupted one continues from its checkpoint."""
+    run_dir = Path(config.output_dir)
+    report = run_dir / "report.json"
+    if resume and report.is_file():
+        output = run_dir / ("adapter" if is_adapter(config.method) else "model")
+        scores = {k: v for k, v in json.loads(report.read_text()).items() if k in ("base", "tuned")}
+        console.print(f"  {run_dir.name} already finished; reusing it")
+        return RunSummary(run_dir, scores, output)
+    has_checkpoint = (run_dir / "checkpoints").is_dir()
+    return run(config, resume=resume and has_checkpoint, overwrite=overwrite or (resume and not has_checkpoint),
+               console=console)
+
+
+def _write_pipeline_report(config: RunConfig, summaries: list[RunSummary], console: Console) -> RunSummary:
+    root = Path(config.output_dir)
+    scores: dict = {}
+    if summaries[0].scores.get("base"):
+        scores["base"] = summaries[0].scores["base"]
+    for stage, summary in zip(config.stages[:-1], summaries[:-1]):
+        scores[f"after {stage.name}"] = summary.scores.get("tuned")
+    scores["tuned"] = summaries[-1].scores.get("tuned")
+    scores = {k: v for k, v in scores.items() if v}
+    meta = {"pipeline": "stages", "stages": ", ".join(s.name for s in config.stages), "model": config.model,
+            "final": str(summaries[-1].output)}
+    write_report(root, scores, [], meta)
+    console.print(scores_table(scores))
+    return RunSummary(root, scores, summaries[-1].output, summaries[-1].val_loss)
