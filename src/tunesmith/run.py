@@ -23,13 +23,14 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.data.collate import PaddingCollator
 from tunesmith.data.splits import load_run_data
 from tunesmith.data.system_prompt import save_system_prompt, training_system_prompt
-from tunesmith.data.tokenize import encode_dataset, generation_prompt
+from tunesmith.data.token_cache import encode_cached
+from tunesmith.data.tokenize import generation_prompt
 from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.compare import question_of, score_model
 from tunesmith.evaluate.report import scores_table, write_report
-from tunesmith.methods import memory
+from tunesmith.methods import frozen_precision, memory
 from tunesmith.methods.llm import apply_method, parameter_counts, save_final
-from tunesmith.models.load import load_causal_lm, load_tokenizer, resolve_model
+from tunesmith.models.load import load_model_for_method, load_tokenizer, resolve_model
 from tunesmith.train.distributed import strategy_plugins
 from tunesmith.train.loop import train
 from tunesmith.train.precision import resolve_precision
@@ -73,7 +74,8 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
     if not train_set:
         raise TunesmithError(f"{config.data.train}: no training examples left after truncation to data.max_length")
 
-    model = load_causal_lm(source, config.trust_remote_code).to(accelerator.device)
+    model = load_model_for_method(source, config.method, config.trust_remote_code, accelerator.device,
+                                  accelerator.mixed_precision)
     collator = PaddingCollator(tokenizer.pad_token_id)
     score = lambda m: score_model(  # noqa: E731
         m, tokenizer, eval_examples, eval_set, collator, config.eval.metrics,
@@ -83,7 +85,7 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
         config.eval.compare_base and eval_examples) else (None, [])
 
     set_seed(config.training.seed)  # the method's initialisation must not depend on whether the base was scored
-    model = _start_trainable(model, config)
+    model = _start_trainable(model, config, source.folder)
     if config.training.gradient_checkpointing:
         _enable_gradient_checkpointing(model)
     trainable, total = parameter_counts(model)
@@ -96,8 +98,10 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
     )
     memory.check_fits(config.method.name, need, total, accelerator.device)
     started = time.perf_counter()
-    result = train(model, train_set, val_set, tokenizer.pad_token_id, config.training, run_dir, accelerator,
-                   resume=resume, on_step_end=on_step_end)
+    fast_frozen = frozen_precision.applies_to(config.method)
+    with frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen):
+        result = train(model, train_set, val_set, tokenizer.pad_token_id, config.training, run_dir, accelerator,
+                       resume=resume, on_step_end=on_step_end)
     train_seconds = time.perf_counter() - started
     model = accelerator.unwrap_model(model)
     output = save_final(model, tokenizer, config.method, run_dir) if main else run_dir
@@ -115,7 +119,8 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
             "model": config.model, "method": config.method.name, "eval_set": eval_name,
             "max_new_tokens": config.eval.max_new_tokens, "train_steps": result.state.step,
             "train_tokens": result.state.tokens_seen, "train_seconds": round(train_seconds, 1),
-            "final_val_loss": result.val_loss,
+            "final_val_loss": result.val_loss, "trainable_params": trainable, "total_params": total,
+            "precision": accelerator.mixed_precision,
         }
         write_report(run_dir, scores, samples, meta)
         console.print(scores_table(scores))
@@ -148,7 +153,7 @@ def make_accelerator(config: RunConfig) -> Accelerator:
 
 
 def _encode(examples, tokenizer, config: RunConfig, console: Console) -> list[dict]:
-    encoded, dropped = encode_dataset(examples, tokenizer, config.data.max_length, config.training.train_on)
+    encoded, dropped = encode_cached(examples, tokenizer, config.data.max_length, config.training.train_on)
     if dropped:
         console.print(
             f"[yellow]warning[/]: {dropped} example(s) dropped: nothing left to train on after truncation to "
@@ -170,10 +175,10 @@ def _base_scores(run_dir: Path, model, score, resume: bool, console: Console, ma
     return scores, answers
 
 
-def _start_trainable(model, config: RunConfig):
+def _start_trainable(model, config: RunConfig, tokenizer_path: Path):
     """Apply the method, or continue a previous adapter (multi-stage runs, refinement rounds)."""
     if not config.init_adapter:
-        return apply_method(model, config.method)
+        return apply_method(model, config.method, tokenizer_path=tokenizer_path)
     from peft import PeftModel
 
     return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)

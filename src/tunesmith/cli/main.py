@@ -7,11 +7,11 @@ import sys
 import typer
 from rich.console import Console
 
-from tunesmith.cli import chat, export, generate, quiet, train
+from tunesmith.cli import chat, export, generate, methods, quiet, train
 from tunesmith.errors import TunesmithError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune LLMs on your own data, locally.")
-for verb in (train, generate, chat, export):
+for verb in (train, generate, chat, export, methods):
     verb.register(app)
 
 

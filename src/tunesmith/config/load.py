@@ -86,7 +86,9 @@ def explain(exc: ValidationError, source: str) -> str:
         key = ".".join(_user_path(loc))
         kind = error["type"]
         if kind == "extra_forbidden":
-            lines.append(f"  {key}: unknown key{_suggestion(loc)}")
+            lines.append(f"  {key}: unknown key{_other_method_hint(loc) or _suggestion(loc)}")
+        elif not loc:  # a rule across sections: the message says which keys
+            lines.append(f"  {error['msg'].removeprefix('Value error, ')}")
         elif kind == "missing":
             lines.append(f"  {key}: required key is missing")
         elif kind == "union_tag_invalid":
@@ -103,6 +105,14 @@ def _user_path(loc: list[str]) -> list[str]:
     if len(loc) >= 2 and loc[0] == "method" and loc[1] in METHOD_MODELS:
         return [loc[0], *loc[2:]]
     return loc
+
+
+def _other_method_hint(loc: list[str]) -> str:
+    """`bits` on lora: say which methods take that key instead of guessing a near spelling."""
+    if len(loc) != 3 or loc[0] != "method" or loc[1] not in METHOD_MODELS:
+        return ""
+    owners = [name for name, model in METHOD_MODELS.items() if loc[2] in model.model_fields]
+    return f" for method {loc[1]}; it is an option of {', '.join(owners)}" if owners else ""
 
 
 def _suggestion(loc: list[str]) -> str:

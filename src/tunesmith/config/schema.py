@@ -63,6 +63,7 @@ class TrainingConfig(Section):
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(10, ge=1)
     train_on: Literal["completions", "all"] = "completions"
+    group_by_length: bool = Field(True, description="batch examples of similar length together (less padding)")
     packing: bool = Field(False, description="padding-free packing of examples into one row per micro-batch")
     batch_tokens: int | None = Field(
         None, ge=8, description="token budget per packed micro-batch; default batch_size x mean example length"
@@ -95,6 +96,13 @@ class RunConfig(Section):
     stages: list[StageConfig] | None = Field(None, min_length=1)
     refine: RefineConfig | None = None
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+
+    @model_validator(mode="after")
+    def _prefix_tuning_without_checkpointing(self) -> "RunConfig":
+        # transformers drops the prefix key/value cache under gradient checkpointing, so attention shapes break.
+        if self.method.name == "prefix_tuning" and self.training.gradient_checkpointing:
+            raise ValueError("prefix_tuning cannot train with training.gradient_checkpointing: true; turn it off")
+        return self
 
     @model_validator(mode="after")
     def _one_pipeline(self) -> "RunConfig":

@@ -23,8 +23,9 @@ def remember_initial_adapter(model: nn.Module, method: LoraOptions) -> None:
     from peft import get_peft_model_state_dict
 
     if method.init in MUTATING_INITS:
-        initial = {name: t.detach().clone() for name, t in get_peft_model_state_dict(model).items()}
-        setattr(model, INITIAL_ADAPTER, initial)
+        # Only the low-rank matrices: the conversion needs nothing else, and modules_to_save can be large.
+        state = get_peft_model_state_dict(model)
+        setattr(model, INITIAL_ADAPTER, {name: t.detach().clone() for name, t in state.items() if _low_rank(name)})
 
 
 def save_adapter(model: nn.Module, folder: Path) -> None:
@@ -34,15 +35,23 @@ def save_adapter(model: nn.Module, folder: Path) -> None:
         return
     from peft import get_peft_model_state_dict
 
+    # Modules trained in full (modules_to_save), cloned because tied embeddings are one tensor under two names
+    # and safetensors refuses shared memory.
+    full = {name: t.clone() for name, t in get_peft_model_state_dict(model).items() if not _low_rank(name)}
     with tempfile.TemporaryDirectory() as tmp:
         initial_dir = Path(tmp) / "initial"
         initial_dir.mkdir()
-        save_file(initial, initial_dir / WEIGHTS_FILE)  # PEFT writes the matching adapter config itself
-        model.save_pretrained(folder, safe_serialization=True, path_initial_model_for_weight_conversion=str(initial_dir))
-    # The conversion keeps only the low-rank matrices; put back the modules trained in full (modules_to_save),
-    # cloned because tied embeddings are one tensor under two names and safetensors refuses shared memory.
-    weights = Path(folder) / WEIGHTS_FILE
-    converted = load_file(weights)
-    full = {name: t.clone() for name, t in get_peft_model_state_dict(model).items() if name not in converted}
+        # PEFT loads the starting adapter whole (it writes the matching config itself) but uses only its
+        # low-rank part, so the current full modules stand in for the starting ones.
+        save_file({**initial, **full}, initial_dir / WEIGHTS_FILE)
+        model.save_pretrained(
+            folder, safe_serialization=True, path_initial_model_for_weight_conversion=str(initial_dir)
+        )
     if full:
-        save_file({**converted, **full}, weights, metadata={"format": "pt"})
+        # The conversion writes only the low-rank matrices; put the full modules back.
+        weights = Path(folder) / WEIGHTS_FILE
+        save_file({**load_file(weights), **full}, weights, metadata={"format": "pt"})
+
+
+def _low_rank(name: str) -> bool:
+    return ".lora_A." in name or ".lora_B." in name

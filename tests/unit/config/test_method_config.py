@@ -44,10 +44,10 @@ def test_init_text_without_text_init_is_not_silently_ignored():
     assert "method.init_text: used only with init: text" in error_for({"name": "prompt_tuning", "init_text": "Hi"})
 
 
-def test_an_option_of_another_method_is_rejected_with_the_valid_keys():
-    message = error_for({"name": "lora", "bits": 4})
+def test_a_key_no_method_has_lists_the_valid_keys():
+    message = error_for({"name": "lora", "rank": 4})
 
-    assert "  method.bits: unknown key; valid keys here: alpha, dora, dropout, init, modules_to_save, name, r, " \
+    assert "  method.rank: unknown key; valid keys here: alpha, dora, dropout, init, modules_to_save, name, r, " \
            "rslora, target_modules" in message
 
 
@@ -86,7 +86,8 @@ def test_dora_with_pissa_is_rejected():
 @pytest.mark.parametrize(
     ("ia3", "expected"),
     [
-        ({"target_modules": ["k_proj", "down_proj"]}, "method.feedforward_modules: required when target_modules is set"),
+        ({"target_modules": ["k_proj", "down_proj"]},
+         "method.feedforward_modules: required when target_modules is set"),
         ({"feedforward_modules": ["down_proj"]}, "method.feedforward_modules: needs method.target_modules too"),
         ({"target_modules": ["k_proj"], "feedforward_modules": ["down_proj"]},
          "method.feedforward_modules: down_proj not in method.target_modules"),

@@ -55,7 +55,8 @@ def test_ia3_modules_can_be_chosen(tiny_llama, make_method):
     ("spec", "expected"),
     [
         ({"name": "prompt_tuning", "num_virtual_tokens": 3}, {"peft_type": "PROMPT_TUNING", "num_virtual_tokens": 3}),
-        ({"name": "prefix_tuning", "prefix_projection": True}, {"peft_type": "PREFIX_TUNING", "prefix_projection": True}),
+        ({"name": "prefix_tuning", "prefix_projection": True},
+         {"peft_type": "PREFIX_TUNING", "prefix_projection": True}),
         ({"name": "p_tuning", "encoder_hidden_size": 16}, {"peft_type": "P_TUNING", "encoder_hidden_size": 16}),
     ],
 )

@@ -17,7 +17,7 @@ VARIANTS = {
     "lora-pissa": {"name": "lora", "r": 4, "init": "pissa"},
     "lora-olora": {"name": "lora", "r": 4, "init": "olora"},
     "lora-gaussian": {"name": "lora", "r": 4, "init": "gaussian"},
-    "lora-modules_to_save": {"name": "lora", "r": 4, "target_modules": ["q_proj", "v_proj"], "modules_to_save": ["lm_head"]},
+    "lora-modules_to_save": {"name": "lora", "r": 4, "target_modules": ["q_proj"], "modules_to_save": ["lm_head"]},
     "lora-pissa-modules_to_save": {"name": "lora", "r": 4, "init": "pissa", "modules_to_save": ["lm_head"]},
     "qlora-nf4": {"name": "qlora", "r": 4},
     "qlora-fp4": {"name": "qlora", "r": 4, "quant_type": "fp4", "double_quant": False},

@@ -1,0 +1,361 @@
+"""LoRA SFT throughput, memory and quality: tunesmith vs TRL SFTTrainer + PEFT, in one invocation.
+
+    python benchmarks/llm/lora_vs_trl.py --quick        # smoke test: 16 examples, one run per tool
+    python benchmarks/llm/lora_vs_trl.py --repeats 3    # the measurement; run it on a quiet machine
+
+Both tools train the embedded SmolLM2-135M-Instruct on the same chat data with the same LoRA config,
+learning rate and schedule, epochs, batch size, precision, seed and completion-only loss. Runs alternate
+(tunesmith, TRL, TRL, tunesmith, ...) and each is a child process of its own, so every peak is per run.
+benchmarks/README.md says what each number means and where the comparison is not like for like.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # as a script, only this file's folder would be on sys.path
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from benchmarks.common.evaluate import completion_perplexity, read_chats  # noqa: E402
+from benchmarks.common.measure import Phase, run_child  # noqa: E402
+from benchmarks.common.report import Column, machine, markdown_table, medians, ratios, write_results  # noqa: E402
+from tunesmith.models.embedded import EMBEDDED_ALIAS, embedded_model_dir  # noqa: E402
+
+TOOLS = ("tunesmith", "trl")
+EXAMPLE = REPO / "examples" / "cooking-assistant"
+LORA = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
+LOSS_WINDOW = 10  # the final training loss is the mean over this many last logged steps
+NEVER = 10**9  # a step interval that turns off tunesmith's mid-run evaluation and checkpoints
+QUICK = {"repeats": 1, "max_examples": 16, "max_test_examples": 16}
+FULL = {"repeats": 3, "max_examples": None, "max_test_examples": None}
+# HF_*_OFFLINE: neither tool may reach the network during a measurement.
+CHILD_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+COLUMNS = [
+    Column("tokens_per_s", "tokens/s", ".0f"),
+    Column("train_seconds", "train s", ".1f"),
+    Column("optimizer_steps", "optimizer steps", ".0f"),
+    Column("peak_rss_mib", "peak RSS MiB", ".0f"),
+    Column("train_peak_rss_mib", "train-phase peak RSS MiB", ".0f"),
+    Column("peak_gpu_mib", "peak GPU MiB", ".0f"),
+    Column("final_train_loss", "final train loss", ".4f"),
+    Column("test_perplexity", "test perplexity", ".3f"),
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        run_job(args.child, json.loads(Path(args.job).read_text()), Path(args.result))
+    else:
+        compare(args)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="LoRA SFT on the embedded model: tunesmith vs TRL SFTTrainer + PEFT (tokens/s, memory, quality)."
+    )
+    parser.add_argument("--repeats", type=int, help="runs per tool (default 3; 1 with --quick)")
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--max-examples", type=int, help="train on the first N examples (default all; 16 with --quick)")
+    parser.add_argument(
+        "--max-test-examples", type=int, help="score the first N test examples (default all; 16 with --quick)"
+    )
+    parser.add_argument("--batch-size", type=int, default=8, help="examples per optimizer step (no accumulation)")
+    parser.add_argument("--max-length", type=int, default=1024, help="truncate examples to this many tokens")
+    parser.add_argument("--learning-rate", type=float, default=2e-4)
+    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="bf16 autocast or plain fp32")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--gradient-checkpointing", action="store_true", help="turn it on for both tools (off for both by default)"
+    )
+    parser.add_argument("--train", type=Path, default=EXAMPLE / "train.jsonl", help="chat JSONL, one reply each")
+    parser.add_argument("--test", type=Path, default=EXAMPLE / "test.jsonl", help="chat JSONL, one reply each")
+    parser.add_argument(
+        "--tunesmith-set", action="append", default=[], metavar="KEY=VALUE",
+        help="tunesmith config override, applied last (repeatable), e.g. training.packing=true",
+    )
+    parser.add_argument(
+        "--trl-set", action="append", default=[], metavar="KEY=VALUE",
+        help="SFTConfig override, applied last (repeatable), e.g. packing=true",
+    )
+    parser.add_argument(
+        "--output", type=Path,
+        help="results JSON (default benchmarks/results/lora_vs_trl-<device>-<time>.json; a temp folder with --quick)",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke test: 16 train and test examples, one run per tool")
+    parser.add_argument("--child", choices=TOOLS, help=argparse.SUPPRESS)
+    parser.add_argument("--job", help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for key, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+# -- the parent: prepare data, run the children, summarise ------------------------------------------------
+def compare(args: argparse.Namespace) -> None:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    workdir = Path(tempfile.mkdtemp(prefix="lora_vs_trl-"))
+    embedded_model_dir()  # converts the GGUF on first use, so no measured run pays for it
+    job = {
+        "train": str(_subset(args.train, args.max_examples, workdir / "train.jsonl")),
+        "test": str(_subset(args.test, args.max_test_examples, workdir / "test.jsonl")),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "learning_rate": args.learning_rate,
+        "precision": args.precision,
+        "seed": args.seed,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "tunesmith_set": args.tunesmith_set,
+        "trl_set": args.trl_set,
+    }
+    job_path = workdir / "job.json"
+    job_path.write_text(json.dumps(job, indent=2))
+    order = [tool for repeat in range(args.repeats) for tool in (TOOLS if repeat % 2 == 0 else TOOLS[::-1])]
+    print(f"{len(order)} runs on {device}, logs in {workdir}", flush=True)
+
+    runs = []
+    for index, tool in enumerate(order, 1):
+        stem = workdir / f"{index:02d}-{tool}"
+        command = [sys.executable, __file__, "--child", tool, "--job", str(job_path), "--result", f"{stem}.json"]
+        child = run_child(command, stem.with_suffix(".log"), env={**os.environ, **CHILD_ENV})
+        if child.returncode != 0:
+            tail = "\n".join(stem.with_suffix(".log").read_text().splitlines()[-30:])
+            sys.exit(f"{tool} (run {index}) failed with exit code {child.returncode}:\n{tail}")
+        result = json.loads(Path(f"{stem}.json").read_text())
+        result.update(run=index, peak_rss_mib=child.peak_rss_mib, wall_seconds=child.wall_seconds)
+        runs.append(result)
+        print(
+            f"[{index}/{len(order)}] {tool}: {result['tokens_per_s']:.0f} tokens/s, {result['train_seconds']:.1f} s, "
+            f"{result['optimizer_steps']} steps, peak RSS {child.peak_rss_mib:.0f} MiB, "
+            f"final loss {result['final_train_loss']:.4f}, test perplexity {result['test_perplexity']:.3f}",
+            flush=True,
+        )
+
+    columns = [column for column in COLUMNS if device == "cuda" or column.key != "peak_gpu_mib"]
+    summary = {tool: medians(runs, tool, [column.key for column in columns]) for tool in TOOLS}
+    ratio = ratios(summary["tunesmith"], summary["trl"])
+    table = markdown_table(summary, columns, "tunesmith / trl", ratio)
+    print(f"\nmedians over {args.repeats} run(s) per tool:\n{table}")
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M")
+    folder = workdir if args.quick else REPO / "benchmarks" / "results"  # smoke tests stay out of the repo
+    output = args.output or folder / f"lora_vs_trl-{device}-{stamp}.json"
+    write_results(output, {
+        "benchmark": "llm/lora_vs_trl",
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "machine": machine(),
+        "settings": {
+            **job, "train_examples": len(read_chats(job["train"])), "test_examples": len(read_chats(job["test"]))
+        },
+        "medians": summary,
+        "ratio_tunesmith_over_trl": ratio,
+        "table": table,
+        "runs": runs,
+    })
+    print(f"results: {output}")
+
+
+def _subset(source: Path, limit: int | None, target: Path) -> Path:
+    """The first `limit` conversations of source, checked to be single-reply chats (see train_trl)."""
+    chats = read_chats(source)[:limit]
+    for number, messages in enumerate(chats, 1):
+        if [m["role"] for m in messages].count("assistant") != 1 or messages[-1]["role"] != "assistant":
+            sys.exit(f"{source}: conversation {number} must have exactly one assistant message, at the end")
+    target.write_text("".join(json.dumps({"messages": messages}) + "\n" for messages in chats))
+    return target
+
+
+# -- a child: train one tool, measure, score ---------------------------------------------------------------
+@dataclass
+class Trained:
+    model: torch.nn.Module
+    phase: Phase
+    # The prepared training examples' own lengths, without padding. Training runs whole epochs and every
+    # epoch feeds each example once, padded or packed, so epochs x this is the sum of the attention-mask
+    # ones over all training batches.
+    epoch_tokens: int
+    steps: int
+    losses: list[float]  # per logged step
+    config: dict  # the tool's effective settings, for the results file
+    reported_tokens: int | None = None  # the tool's own count of input tokens, where it keeps one (TRL)
+
+
+def run_job(tool: str, job: dict, result_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    with tempfile.TemporaryDirectory(prefix=f"lora_vs_trl-{tool}-") as output_dir:
+        trained = (train_tunesmith if tool == "tunesmith" else train_trl)(job, Path(output_dir))
+        # The same tokenizer and scoring code for both tools, outside the timed phase.
+        tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir())
+        started = time.perf_counter()
+        scores = completion_perplexity(trained.model, tokenizer, job["test"], batch_size=job["batch_size"])
+        eval_seconds = time.perf_counter() - started
+    phase, tokens = trained.phase, job["epochs"] * trained.epoch_tokens
+    result_path.write_text(json.dumps({
+        "tool": tool,
+        "tokens": tokens,
+        "reported_tokens": trained.reported_tokens,
+        "train_seconds": phase.seconds,
+        "tokens_per_s": tokens / phase.seconds,
+        "optimizer_steps": trained.steps,
+        "final_train_loss": statistics.mean(trained.losses[-LOSS_WINDOW:]),
+        "train_losses": trained.losses,
+        "train_peak_rss_mib": phase.peak_rss_mib,
+        "peak_gpu_mib": phase.peak_gpu_mib,
+        **scores,
+        "eval_seconds": eval_seconds,
+        "parameter_dtype": str(next(trained.model.parameters()).dtype),
+        "config": trained.config,
+    }, indent=2))
+
+
+def train_tunesmith(job: dict, output_dir: Path) -> Trained:
+    import tunesmith.run as tunesmith_run
+    from tunesmith.config.load import apply_override, build_config
+    from tunesmith.train.metrics_log import read_metrics
+
+    raw = {
+        "model": EMBEDDED_ALIAS,
+        "data": {"train": job["train"], "format": "chat", "max_length": job["max_length"], "validation_split": 0.0},
+        "method": {"name": "lora", **LORA},
+        "training": {
+            "epochs": job["epochs"],
+            "batch_size": job["batch_size"],
+            "gradient_accumulation": 1,
+            "learning_rate": job["learning_rate"],
+            "lr_scheduler": "cosine",
+            "warmup_steps": 0,
+            "weight_decay": 0.0,
+            "max_grad_norm": 1.0,
+            "precision": job["precision"],
+            "gradient_checkpointing": job["gradient_checkpointing"],
+            "seed": job["seed"],
+            "train_on": "completions",
+            "log_every": 1,
+            "eval_every": NEVER,
+            "save_every": NEVER,
+        },
+        # No validation or test data: run() scores nothing, and this benchmark scores both tools the same way.
+        "eval": {"compare_base": False},
+        "output_dir": str(output_dir),
+    }
+    for item in job["tunesmith_set"]:
+        apply_override(raw, item)
+    config = build_config(raw, source="lora_vs_trl tunesmith config")
+    if config.training.max_steps or config.training.epochs != job["epochs"]:
+        raise ValueError("set the training length with --epochs only: tokens/s counts whole epochs")
+
+    # run() is the public API; wrapping the loop it calls times the training phase alone, as for the peer
+    # (not loading, tokenizing or saving), and hands over the model and the examples it trained on.
+    seen = {}
+    loop = tunesmith_run.train
+
+    def measured_loop(*args, **kwargs):
+        bound = inspect.signature(loop).bind(*args, **kwargs)
+        with Phase() as phase:
+            result = loop(*args, **kwargs)
+        seen.update(phase=phase, result=result, model=bound.arguments["model"], train_set=bound.arguments["train_set"])
+        return result
+
+    tunesmith_run.train = measured_loop
+    tunesmith_run.run(config, overwrite=True)
+    records = read_metrics(output_dir / "metrics.jsonl")
+    return Trained(
+        model=seen["model"],
+        phase=seen["phase"],
+        epoch_tokens=sum(len(example["input_ids"]) for example in seen["train_set"]),
+        steps=seen["result"].state.step,
+        losses=[record["loss"] for record in records if record["type"] == "train"],
+        config=config.model_dump(mode="json"),
+    )
+
+
+def trl_config(job: dict, output_dir: Path) -> dict:
+    """SFTConfig arguments matching tunesmith's run; --trl-set overrides come last."""
+    settings = {
+        "output_dir": str(output_dir),
+        "num_train_epochs": job["epochs"],
+        "per_device_train_batch_size": job["batch_size"],
+        "gradient_accumulation_steps": 1,
+        "learning_rate": job["learning_rate"],
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": 0,
+        "weight_decay": 0.0,
+        "max_grad_norm": 1.0,
+        "bf16": job["precision"] == "bf16",  # SFTConfig defaults to bf16=True, so fp32 must say so
+        "use_cpu": not torch.cuda.is_available(),
+        "gradient_checkpointing": job["gradient_checkpointing"],  # SFTConfig defaults to True; tunesmith to False
+        "seed": job["seed"],
+        "max_length": job["max_length"],
+        "completion_only_loss": True,
+        "assistant_only_loss": False,
+        "packing": False,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "eval_strategy": "no",
+        "report_to": "none",
+    }
+    for item in job["trl_set"]:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--trl-set {item!r}: expected KEY=VALUE, e.g. --trl-set packing=true")
+        settings[key.strip()] = yaml.safe_load(value)
+    if settings.get("max_steps", -1) > 0 or settings["num_train_epochs"] != job["epochs"]:
+        raise ValueError("set the training length with --epochs only: tokens/s counts whole epochs")
+    return settings
+
+
+def train_trl(job: dict, output_dir: Path) -> Trained:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    folder = embedded_model_dir()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)  # fp32 master weights, as tunesmith
+    # SmolLM2's chat template has no {% generation %} markers and TRL ships no training template for it, so
+    # assistant_only_loss cannot mask it. As conversational prompt/completion pairs, completion_only_loss
+    # trains the reply and its end-of-turn tokens: the same tokens tunesmith trains on single-reply chats.
+    dataset = Dataset.from_list([{"prompt": chat[:-1], "completion": chat[-1:]} for chat in read_chats(job["train"])])
+    settings = trl_config(job, output_dir)
+    lora = LoraConfig(
+        r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
+        target_modules=LORA["target_modules"], task_type="CAUSAL_LM",
+    )
+    trainer = SFTTrainer(
+        model=model, args=SFTConfig(**settings), train_dataset=dataset, processing_class=tokenizer, peft_config=lora
+    )
+    with Phase() as phase:
+        trainer.train()
+    history = trainer.state.log_history
+    return Trained(
+        model=trainer.model,
+        phase=phase,
+        epoch_tokens=sum(len(ids) for ids in trainer.train_dataset["input_ids"]),
+        steps=trainer.state.global_step,
+        losses=[entry["loss"] for entry in history if "loss" in entry],
+        config=settings,
+        reported_tokens=max((int(entry["num_tokens"]) for entry in history if "num_tokens" in entry), default=None),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""Model resolution: what is looked for, what is refused, and the one-sentence errors users read."""
+
+import pytest
+import torch
+
+from tunesmith.errors import ModelError
+from tunesmith.models.embedded import EMBEDDED_ALIAS, embedded_model_dir
+from tunesmith.models.load import load_trained, resolve_model
+
+
+def test_embedded_alias_resolves_to_the_cached_safetensors_folder():
+    source = resolve_model(EMBEDDED_ALIAS)
+    assert source.folder == embedded_model_dir()
+    assert (source.folder / "model.safetensors").is_file()
+    assert not source.uses_pickle
+
+
+def test_local_folder_with_safetensors(tiny_model_dir):
+    assert resolve_model(str(tiny_model_dir)).folder == tiny_model_dir
+
+
+def test_pickle_only_folder_is_refused_unless_allowed(tmp_path, tiny_model_dir):
+    (tmp_path / "config.json").write_text((tiny_model_dir / "config.json").read_text())
+    torch.save({"w": torch.zeros(1)}, tmp_path / "pytorch_model.bin")
+    with pytest.raises(ModelError) as info:
+        resolve_model(str(tmp_path))
+    assert str(info.value) == (
+        f"{tmp_path}: weights are only in pickle files (pytorch_model.bin), which can run arbitrary code when "
+        "loaded; convert them to safetensors, or pass --allow-pickle if you trust their source"
+    )
+    assert resolve_model(str(tmp_path), allow_pickle=True).uses_pickle
+
+
+def test_folder_without_config(tmp_path):
+    with pytest.raises(ModelError, match="no config.json; expected a Hugging Face model folder"):
+        resolve_model(str(tmp_path))
+
+
+def test_missing_paths_and_unknown_hub_ids(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    with pytest.raises(ModelError, match=r"^model folder not found: ./nope"):
+        resolve_model("./nope")
+    with pytest.raises(ModelError, match=r"^model file not found: missing.gguf$"):
+        resolve_model("missing.gguf")
+    with pytest.raises(ModelError) as info:
+        resolve_model("someone/some-model")
+    assert str(info.value).startswith(
+        f"model 'someone/some-model' is not '{EMBEDDED_ALIAS}', a local folder, a .gguf file, or a hub id in the "
+        "local Hugging Face cache"
+    )
+
+
+def test_load_trained_needs_a_run_folder(tmp_path):
+    with pytest.raises(ModelError, match="not a run folder"):
+        load_trained(tmp_path)
