@@ -24,7 +24,7 @@ from tunesmith.data.collate import PaddingCollator
 from tunesmith.data.splits import load_run_data
 from tunesmith.data.system_prompt import save_system_prompt, training_system_prompt
 from tunesmith.data.token_cache import encode_cached
-from tunesmith.data.tokenize import generation_prompt
+from tunesmith.data.tokenize import generation_prompt, text_blocks
 from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.compare import question_of, score_model
 from tunesmith.evaluate.report import scores_table, write_report
@@ -36,6 +36,7 @@ from tunesmith.train.loop import train
 from tunesmith.train.precision import resolve_precision
 
 REPORT_SAMPLES = 3
+NO_TRUNCATION = 2**31 - 1
 
 
 @dataclass
@@ -77,8 +78,11 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
     model = load_model_for_method(source, config.method, config.trust_remote_code, accelerator.device,
                                   accelerator.mixed_precision)
     collator = PaddingCollator(tokenizer.pad_token_id)
+    metrics = config.eval.metrics
+    if data.format == "text":  # raw text has no prompt/answer pairs to generate from: perplexity only
+        metrics = [m for m in metrics if m == "perplexity"]
     score = lambda m: score_model(  # noqa: E731
-        m, tokenizer, eval_examples, eval_set, collator, config.eval.metrics,
+        m, tokenizer, eval_examples, eval_set, collator, metrics,
         config.eval.max_new_tokens, config.eval.batch_size, accelerator.autocast,
     )
     base_scores, base_answers = _base_scores(run_dir, model, score, resume, console, main, eval_name) if (
@@ -111,10 +115,7 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
         console.print(f"scoring the tuned model on {len(eval_examples)} {eval_name} examples ...")
         tuned_scores, tuned_answers = score(model)
         scores = {"base": base_scores, "tuned": tuned_scores} if base_scores else {"tuned": tuned_scores}
-        samples = [
-            {"prompt": question_of(e), "reference": ref, "base": b, "tuned": t}
-            for e, ref, b, t in zip(eval_examples, [generation_prompt(e, tokenizer)[1] for e in eval_examples], base_answers or [""] * len(eval_examples), tuned_answers)
-        ][:REPORT_SAMPLES]
+        samples = _samples(eval_examples[:REPORT_SAMPLES], tokenizer, base_answers, tuned_answers)
         meta = {
             "model": config.model, "method": config.method.name, "eval_set": eval_name,
             "max_new_tokens": config.eval.max_new_tokens, "train_steps": result.state.step,
@@ -127,6 +128,17 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
         console.print(f"report: {run_dir / 'report.md'}")
     accelerator.wait_for_everyone()
     return RunSummary(run_dir, scores, output, result.val_loss)
+
+
+def _samples(examples, tokenizer, base_answers: list[str], tuned_answers: list[str]) -> list[dict]:
+    """The first generations side by side (none for raw text, which is scored by perplexity only)."""
+    if not tuned_answers:
+        return []
+    base_answers = base_answers or [""] * len(examples)
+    return [
+        {"prompt": question_of(e), "reference": generation_prompt(e, tokenizer)[1], "base": b, "tuned": t}
+        for e, b, t in zip(examples, base_answers, tuned_answers)
+    ]
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
@@ -153,6 +165,10 @@ def make_accelerator(config: RunConfig) -> Accelerator:
 
 
 def _encode(examples, tokenizer, config: RunConfig, console: Console) -> list[dict]:
+    if examples and examples[0].text is not None:
+        # Raw text is never truncated: whole documents are encoded, then cut into max_length blocks.
+        encoded, _ = encode_cached(examples, tokenizer, NO_TRUNCATION, "all")
+        return text_blocks(encoded, config.data.max_length)
     encoded, dropped = encode_cached(examples, tokenizer, config.data.max_length, config.training.train_on)
     if dropped:
         console.print(

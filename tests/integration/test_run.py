@@ -106,3 +106,34 @@ def test_existing_run_is_not_overwritten_silently(tiny_run_config):
     run(config)
     with pytest.raises(TunesmithError, match="already holds a run; continue it with --resume"):
         run(config)
+
+
+def test_raw_text_is_continued_pretraining_in_full_blocks(tiny_run_config, tmp_path):
+    text = tmp_path / "corpus.txt"
+    text.write_text("\n\n".join(f"Paragraph {i} about sourdough starters and their care." * 3 for i in range(12)))
+    config = tiny_run_config(
+        data={"train": str(text), "test": None, "max_length": 32, "validation_split": 0.2},
+        training={"max_steps": 4, "batch_size": 2},
+    )
+    summary = run(config)
+    report = json.loads((summary.run_dir / "report.json").read_text())
+    assert set(report["tuned"]) == {"perplexity", "n"}  # no prompt/answer pairs: perplexity only
+    assert report["samples"] == []
+    assert train_losses(summary.run_dir)[-1] < train_losses(summary.run_dir)[0]
+
+
+def test_text_blocks_keep_every_token():
+    from tunesmith.data.tokenize import text_blocks
+
+    blocks = text_blocks([{"input_ids": [1, 2, 3, 0], "labels": [1, 2, 3, 0]}, {"input_ids": [4, 5, 0], "labels": [4, 5, 0]}], 3)
+    assert [b["input_ids"] for b in blocks] == [[1, 2, 3], [0, 4, 5]]  # a lone last token predicts nothing
+    assert all(b["labels"] == b["input_ids"] for b in blocks)
+
+
+def test_gradient_checkpointing_gives_the_same_training(tiny_run_config, tmp_path):
+    quiet = {"compare_base": False, "metrics": ["perplexity"]}
+    method = {"name": "lora", "r": 4, "alpha": 8, "dropout": 0.0}
+    plain = run(tiny_run_config(method, eval=quiet, output_dir=str(tmp_path / "plain")))
+    checkpointed = run(tiny_run_config(method, eval=quiet, output_dir=str(tmp_path / "ckpt"),
+                                       training={"gradient_checkpointing": True}))
+    assert train_losses(checkpointed.run_dir) == pytest.approx(train_losses(plain.run_dir), abs=1e-5)

@@ -134,3 +134,15 @@ def _eos(tokenizer) -> int:
     if tokenizer.eos_token_id is None:
         raise DataError("the tokenizer has no end-of-sequence token, so examples cannot be terminated")
     return tokenizer.eos_token_id
+
+
+def text_blocks(encoded: list[dict], block_size: int) -> list[dict]:
+    """Continued pre-training: the documents' tokens end to end (each already ends with eos), cut into blocks of
+    block_size with a loss on every token. The last block may be shorter (a lone last token, which predicts
+    nothing, is left out)."""
+    stream = [token for item in encoded for token in item["input_ids"]]
+    return [
+        {"input_ids": stream[i : i + block_size], "labels": stream[i : i + block_size]}
+        for i in range(0, len(stream), block_size)
+        if len(stream[i : i + block_size]) > 1  # a single token has nothing to predict
+    ]
