@@ -31,7 +31,7 @@ from tunesmith.evaluate.report import scores_table, write_report
 from tunesmith.methods import frozen_precision, memory
 from tunesmith.methods.llm import apply_method, parameter_counts, save_final
 from tunesmith.models.load import load_model_for_method, load_tokenizer, resolve_model
-from tunesmith.train.distributed import strategy_plugins
+from tunesmith.train.distributed import check_strategy, strategy_plugins
 from tunesmith.train.loop import train
 from tunesmith.train.precision import resolve_precision
 
@@ -98,7 +98,7 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
         f"[bold]plan[/]: {config.method.name} on {config.model} | trainable {trainable:,} / {total:,} "
         f"({100 * trainable / total:.2f}%) | memory {memory.describe(need)} | {len(train_set)} train, "
         f"{len(val_set)} validation, {len(eval_examples)} {eval_name} examples | precision "
-        f"{accelerator.mixed_precision} on {accelerator.device}"
+        f"{accelerator.mixed_precision} on {accelerator.device}{_parallelism(accelerator)}"
     )
     memory.check_fits(config.method.name, need, total, accelerator.device)
     started = time.perf_counter()
@@ -128,6 +128,12 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
         console.print(f"report: {run_dir / 'report.md'}")
     accelerator.wait_for_everyone()
     return RunSummary(run_dir, scores, output, result.val_loss)
+
+
+def _parallelism(accelerator: Accelerator) -> str:
+    if accelerator.num_processes == 1:
+        return ""
+    return f" x {accelerator.num_processes} processes ({accelerator.distributed_type.value})"
 
 
 def _samples(examples, tokenizer, base_answers: list[str], tuned_answers: list[str]) -> list[dict]:
@@ -161,7 +167,9 @@ def make_accelerator(config: RunConfig) -> Accelerator:
         AcceleratorState._reset_state(reset_partial_state=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = resolve_precision(config.training.precision, device)
-    return Accelerator(mixed_precision=precision, cpu=device.type == "cpu", **strategy_plugins(config))
+    accelerator = Accelerator(mixed_precision=precision, cpu=device.type == "cpu", **strategy_plugins(config))
+    check_strategy(config, accelerator)
+    return accelerator
 
 
 def _encode(examples, tokenizer, config: RunConfig, console: Console) -> list[dict]:

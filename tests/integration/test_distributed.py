@@ -35,3 +35,13 @@ def test_two_processes_match_one(tiny_run_config, tmp_path):
     assert losses[2] == pytest.approx(losses[1], abs=1e-4)
     # only rank 0 wrote: one line per step, not two
     assert len(read_metrics(tmp_path / "run2" / "metrics.jsonl")) == 10 + 1  # + the final evaluation
+
+
+def test_fsdp_on_cpu_is_refused_before_any_process_starts(tiny_run_config, tmp_path):
+    config = tiny_run_config(distributed={"strategy": "fsdp"})
+    path = tmp_path / "fsdp.yaml"
+    save_config(config, path)
+    result = subprocess.run([sys.executable, "-m", "tunesmith", "train", str(path), "--nproc", "2"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.count("distributed.strategy: fsdp needs CUDA GPUs; use strategy: ddp on CPU") == 1

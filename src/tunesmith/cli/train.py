@@ -35,12 +35,13 @@ def register(app: typer.Typer) -> None:
         """Fine-tune as the config says (one run, stages or refinement rounds); score base and tuned on the same test set."""
         from tunesmith.config.load import load_config
         from tunesmith.pipelines.dispatch import run_config
-        from tunesmith.train.distributed import launch_local, world_size
+        from tunesmith.train.distributed import launch_local, preflight, world_size
 
         overrides = list(set_ or [])
         if allow_pickle:
             overrides.append("allow_pickle=true")
         loaded = load_config(config, overrides)  # a bad config fails here, once, before any process starts
         if nproc > 1 and world_size() == 1:
+            preflight(loaded)
             raise typer.Exit(launch_local(nproc, argv_without_nproc(sys.argv[1:])))
         run_config(loaded, resume=resume, overwrite=overwrite)

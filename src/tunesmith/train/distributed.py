@@ -39,6 +39,27 @@ def strategy_plugins(config) -> dict:
                                                 gradient_clipping=config.training.max_grad_norm)}
 
 
+def check_strategy(config, accelerator) -> None:
+    """Refuse to run data-parallel under another strategy than the one asked for (accelerate falls back quietly)."""
+    wanted = config.distributed.strategy
+    if accelerator.num_processes == 1 or wanted == "ddp":
+        return
+    actual = accelerator.distributed_type.value
+    if wanted.upper() not in actual.upper():
+        raise ConfigError(
+            f"distributed.strategy: {wanted} is not available here (accelerate runs {actual}); {wanted} needs "
+            "CUDA GPUs, use strategy: ddp on CPU"
+        )
+
+
+def preflight(config) -> None:
+    """Checks that can fail before any process starts (one message instead of one per process)."""
+    import torch
+
+    if config.distributed.strategy != "ddp" and not torch.cuda.is_available():
+        raise ConfigError(f"distributed.strategy: {config.distributed.strategy} needs CUDA GPUs; use strategy: ddp on CPU")
+
+
 def launch_local(nproc: int, argv: list[str]) -> int:
     """Re-run this command as `nproc` data-parallel processes on this machine (torchrun, gloo on CPU)."""
     with socket.socket() as probe:
