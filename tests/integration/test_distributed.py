@@ -45,3 +45,4 @@ def test_fsdp_on_cpu_is_refused_before_any_process_starts(tiny_run_config, tmp_p
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.count("distributed.strategy: fsdp needs CUDA GPUs; use strategy: ddp on CPU") == 1
+
