@@ -53,13 +53,12 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
     accelerator = make_accelerator(config)
     main = accelerator.is_main_process
     run_dir = Path(config.output_dir)
-    if main:  # only rank 0 touches files; the others wait until the folder is ready
+    if main:  # only rank 0 touches files and prints; the others wait until the folder is ready
         _prepare_run_dir(run_dir, resume, overwrite)
-    accelerator.wait_for_everyone()
-    if not main:
-        console = Console(quiet=True)
-    if main:
         save_config(config, run_dir / "config.yaml")
+    else:
+        console = Console(quiet=True)
+    accelerator.wait_for_everyone()
     set_seed(config.training.seed)
 
     source = resolve_model(config.model, config.allow_pickle)
@@ -67,7 +66,7 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
     data = load_run_data(config.data)
     if main:
         save_system_prompt(run_dir, training_system_prompt(data.train))
-    encode = lambda examples: _encode(examples, tokenizer, config, console)  # noqa: E731
+    encode = lambda examples: _encode(examples, data.format, tokenizer, config, console)  # noqa: E731
     train_set, val_set = encode(data.train), encode(data.validation)
     eval_examples = (data.test or data.validation)[: config.eval.max_examples]
     eval_name = "test" if data.test else "validation"
@@ -172,16 +171,16 @@ def make_accelerator(config: RunConfig) -> Accelerator:
     return accelerator
 
 
-def _encode(examples, tokenizer, config: RunConfig, console: Console) -> list[dict]:
-    if examples and examples[0].text is not None:
+def _encode(examples, fmt: str, tokenizer, config: RunConfig, console: Console) -> list[dict]:
+    if fmt == "text":
         # Raw text is never truncated: whole documents are encoded, then cut into max_length blocks.
         encoded, _ = encode_cached(examples, tokenizer, NO_TRUNCATION, "all")
         return text_blocks(encoded, config.data.max_length)
     encoded, dropped = encode_cached(examples, tokenizer, config.data.max_length, config.training.train_on)
     if dropped:
         console.print(
-            f"[yellow]warning[/]: {dropped} example(s) dropped: nothing left to train on after truncation to "
-            f"data.max_length={config.data.max_length} (first: {examples[0].source})"
+            f"[yellow]warning[/]: {dropped} example(s) of {examples[0].source} dropped: their trained tokens all "
+            f"lie beyond data.max_length={config.data.max_length}; raise it to keep them"
         )
     return encoded
 

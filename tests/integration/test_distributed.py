@@ -46,3 +46,19 @@ def test_fsdp_on_cpu_is_refused_before_any_process_starts(tiny_run_config, tmp_p
     assert result.returncode == 2
     assert result.stderr.count("distributed.strategy: fsdp needs CUDA GPUs; use strategy: ddp on CPU") == 1
 
+
+
+def test_a_batch_smaller_than_the_world_still_trains_every_rank(tiny_run_config, tmp_path):
+    # batch_size 3 on 2 processes: 22 train examples leave a last batch of 1, so one rank gets no example.
+    config = tiny_run_config({"name": "lora", "r": 4, "alpha": 8, "dropout": 0.0}, output_dir=str(tmp_path / "odd"),
+                             training={"epochs": 1, "max_steps": None, "batch_size": 3, "save_every": 100,
+                                       "eval_every": 100, "log_every": 1},
+                             eval={"compare_base": False, "metrics": ["perplexity"]})
+    path = tmp_path / "odd.yaml"
+    save_config(config, path)
+    result = subprocess.run([sys.executable, "-m", "tunesmith", "train", str(path), "--nproc", "2"],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    steps = [r for r in read_metrics(tmp_path / "odd" / "metrics.jsonl") if r["type"] == "train"]
+    assert len(steps) == 8 and all(r["loss"] == r["loss"] for r in steps)  # 22 examples / 3 -> 8 steps, no NaN
+    assert sum(r["tokens_per_s"] > 0 for r in steps) == 8

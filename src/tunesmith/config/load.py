@@ -125,18 +125,15 @@ def _suggestion(loc: list[str]) -> str:
 
 
 def _valid_keys(parent: list[str]) -> list[str]:
-    """Keys accepted at a (pydantic) location, following the method tag to that method's own fields."""
-    model: type[BaseModel] = RunConfig
-    for part in parent:
-        if part in METHOD_MODELS and model is RunConfig.model_fields["method"].annotation:
+    """Keys accepted at a pydantic location; after `method`, pydantic puts the method's tag, which picks its model."""
+    model: type[BaseModel] | None = RunConfig
+    for i, part in enumerate(parent):
+        if parent[:i] == ["method"] and part in METHOD_MODELS:
             model = METHOD_MODELS[part]
-            continue
-        field = model.model_fields.get(part)
-        annotation = field.annotation if field else None
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            model = annotation
-        elif part == "method":
-            model = RunConfig.model_fields["method"].annotation
-        else:
-            return []
-    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+        elif parent[: i + 1] != ["method"]:
+            field = model.model_fields.get(part)
+            nested = field.annotation if field else None
+            model = nested if isinstance(nested, type) and issubclass(nested, BaseModel) else None
+            if model is None:
+                return []
+    return list(model.model_fields)

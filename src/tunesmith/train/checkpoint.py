@@ -65,7 +65,8 @@ def load_checkpoint(folder: Path, model, optimizer, scheduler) -> TrainState:
 
 
 def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]), "python_version": 3}
+    version, internal, gauss = random.getstate()
+    state = {"torch": torch.get_rng_state(), "python": list(internal), "python_version": version, "gauss": gauss}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -73,6 +74,6 @@ def _rng_state() -> dict:
 
 def _set_rng_state(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    random.setstate((state["python_version"], tuple(state["python"]), None))
+    random.setstate((state["python_version"], tuple(state["python"]), state["gauss"]))
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

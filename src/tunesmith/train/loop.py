@@ -27,7 +27,7 @@ from tunesmith.data.packing import PackingCollator, TokenBudgetBatchSampler
 from tunesmith.errors import TunesmithError
 from tunesmith.train.batching import EpochBatchSampler
 from tunesmith.train.checkpoint import TrainState, complete_checkpoints, load_checkpoint, save_checkpoint
-from tunesmith.train.loss import causal_lm_loss, count_label_tokens
+from tunesmith.train.loss import IGNORE_INDEX, causal_lm_loss, count_label_tokens
 from tunesmith.train.metrics_log import MetricsLog
 from tunesmith.train.progress import training_progress
 
@@ -150,38 +150,47 @@ class _Loop:
         while state.step < self.total:
             self.sampler.set_epoch(state.epoch)
             batches = list(self.sampler)
-            rank, world = self.acc.process_index, self.acc.num_processes
             start = state.batches_in_epoch
             for first in range(start, len(batches), ga):
                 group = batches[first : first + ga]
                 state.batches_in_epoch = first + len(group)
-                yield [self._collate(indices[rank::world]) for indices in group]
+                yield [self._shard(indices, self.train_set, self.collator) for indices in group]
                 if state.step >= self.total:
                     return
             state.epoch += 1
             state.batches_in_epoch = 0
 
-    def _collate(self, indices: list[int]) -> dict:
-        return self.collator([self.train_set[i] for i in indices])
+    def _shard(self, indices: list[int], examples: list[dict], collator) -> tuple[dict, int]:
+        """This rank's share of a global batch, as a CPU batch, and its count of real input tokens.
+
+        A batch smaller than the world size leaves some ranks without examples; they still run a forward and
+        backward (every rank must join each gradient all-reduce) on a copy of the first example with no labels,
+        which adds nothing to the loss or the gradient.
+        """
+        mine = indices[self.acc.process_index :: self.acc.num_processes]
+        batch = collator([examples[i] for i in (mine or indices[:1])])
+        if not mine:
+            batch["labels"].fill_(IGNORE_INDEX)
+            return batch, 0
+        return batch, real_tokens(batch)
 
     def _zero(self) -> torch.Tensor:
         return torch.zeros((), device=self.acc.device)
 
-    def _optimizer_step(self, window: list[dict]) -> tuple[torch.Tensor, int, int]:
+    def _optimizer_step(self, window: list[tuple[dict, int]]) -> tuple[torch.Tensor, int, int]:
         """One optimizer step over CPU batches; returns (summed token loss on device, trained tokens, input tokens).
 
         Token counts come from the CPU batches, so the step itself never waits on the device.
         """
         # Normalise by the trained tokens of the whole window (all ranks), so accumulation and data
         # parallelism give the exact token-mean gradient of one big batch.
-        counts = torch.tensor([sum(count_label_tokens(b["labels"]) for b in window),
-                               sum(real_tokens(b) for b in window)])
+        counts = torch.tensor([sum(count_label_tokens(b["labels"]) for b, _ in window), sum(n for _, n in window)])
         if self.acc.num_processes > 1:
             counts = self.acc.reduce(counts.to(self.acc.device), "sum").cpu()
         n_tokens, n_inputs = int(counts[0]), int(counts[1])
         scale = self.acc.num_processes  # DDP averages gradients over ranks; undo it to keep the token-mean
         total = torch.zeros((), device=self.acc.device)
-        for i, batch in enumerate(window):
+        for i, (batch, _) in enumerate(window):
             batch = {k: v.to(self.acc.device, non_blocking=True) for k, v in batch.items()}
             sync = i == len(window) - 1
             with (nullcontext() if sync else self.acc.no_sync(self.task)), self.acc.autocast():
@@ -201,11 +210,10 @@ class _Loop:
         self.task.eval()
         loss_sum = torch.zeros((), device=self.acc.device)
         tokens = 0
-        rank, world = self.acc.process_index, self.acc.num_processes
         sampler = EpochBatchSampler(len(self.val_set), self.cfg.batch_size, seed=0, shuffle=False)
         for indices in sampler:
-            examples = [self.val_set[i] for i in indices[rank::world]]
-            batch = {k: v.to(self.acc.device) for k, v in self.eval_collator(examples).items()}
+            batch, _ = self._shard(indices, self.val_set, self.eval_collator)
+            batch = {k: v.to(self.acc.device) for k, v in batch.items()}
             with self.acc.autocast():
                 loss_sum += self.task(batch, 1).float()
             tokens += count_label_tokens(batch["labels"])
