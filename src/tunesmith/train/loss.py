@@ -1,8 +1,8 @@
 """Causal LM loss without full-vocabulary logits for the whole batch.
 
 The backbone gives hidden states; only positions that are trained (shifted label != -100) go through the
-lm_head, in chunks, each under activation checkpointing, so at most one [chunk, vocab] float32 logits
-tensor is alive in forward and in backward. The result is SUM(token CE) / num_label_tokens: the caller
+lm_head, in chunks, so at most one [chunk, vocab] float32 logits tensor is alive at a time: a plain Linear head
+takes the fused linear_cross_entropy, any other head is checkpointed chunk by chunk. The result is SUM(token CE) / num_label_tokens: the caller
 passes the trained-token total of an accumulation window so the accumulated gradient is the exact
 token mean.
 """
@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from tunesmith.errors import ConfigError
+from tunesmith.train.linear_cross_entropy import linear_cross_entropy
 
 IGNORE_INDEX = -100
 
@@ -47,18 +48,10 @@ def causal_lm_loss(
     hidden = hidden[:, :-1][selected]
     targets = targets[selected]
 
-    # Multiplying by zero keeps the graph connected when nothing is trained, so backward still works.
-    total = hidden.sum() * 0.0
-    for start in range(0, targets.numel(), chunk_size):
-        # Non-reentrant checkpoint keeps only the chunk's inputs; backward recomputes its logits. RNG state is
-        # preserved because a LoRA-wrapped lm_head may apply dropout.
-        total = total + checkpoint(
-            _summed_cross_entropy,
-            head,
-            hidden[start : start + chunk_size],
-            targets[start : start + chunk_size],
-            use_reentrant=False,
-        )
+    if type(head) is torch.nn.Linear and head.bias is None:
+        total = linear_cross_entropy(hidden, head.weight, targets)
+    else:
+        total = _checkpointed_cross_entropy(head, hidden, targets, chunk_size)
     return total / _denominator(batch["labels"], num_label_tokens)
 
 
@@ -75,6 +68,24 @@ def plain_causal_lm_loss(model, batch: dict, num_label_tokens: int | None = None
     targets, selected = _trained_targets(labels)
     loss = F.cross_entropy(logits[:, :-1][selected].float(), targets[selected], reduction="sum")
     return loss / _denominator(labels, num_label_tokens)
+
+
+def _checkpointed_cross_entropy(head, hidden: torch.Tensor, targets: torch.Tensor, chunk_size: int) -> torch.Tensor:
+    """Any head (LoRA-wrapped, biased): chunks under activation checkpointing, so backward recomputes each chunk's
+    logits instead of keeping them."""
+    # Multiplying by zero keeps the graph connected when nothing is trained, so backward still works.
+    total = hidden.sum() * 0.0
+    for start in range(0, targets.numel(), chunk_size):
+        # Non-reentrant checkpoint keeps only the chunk's inputs. RNG state is preserved because a LoRA-wrapped
+        # lm_head may apply dropout.
+        total = total + checkpoint(
+            _summed_cross_entropy,
+            head,
+            hidden[start : start + chunk_size],
+            targets[start : start + chunk_size],
+            use_reentrant=False,
+        )
+    return total
 
 
 def _summed_cross_entropy(head: torch.nn.Module, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -3,6 +3,7 @@ import torch
 
 from tunesmith.data.packing import PackingCollator
 from tunesmith.errors import ConfigError
+from tunesmith.train import linear_cross_entropy as lce_module
 from tunesmith.train import loss as loss_module
 from tunesmith.train.loss import causal_lm_loss, count_label_tokens, plain_causal_lm_loss
 
@@ -57,7 +58,8 @@ def test_count_label_tokens(padded_batch):
 
 
 @pytest.mark.parametrize("chunk_size", [1, 7, 1024])
-def test_chunked_loss_and_grads_match_hf_and_plain(tiny_llama, padded_batch, chunk_size):
+def test_chunked_loss_and_grads_match_hf_and_plain(tiny_llama, padded_batch, chunk_size, monkeypatch):
+    monkeypatch.setattr(lce_module, "CHUNK_TOKENS", chunk_size)
     reference = loss_and_grads(tiny_llama, lambda: tiny_llama(**padded_batch).loss)
     assert_same(reference, loss_and_grads(tiny_llama, lambda: plain_causal_lm_loss(tiny_llama, padded_batch)))
     chunked = loss_and_grads(tiny_llama, lambda: causal_lm_loss(tiny_llama, padded_batch, chunk_size=chunk_size))
@@ -100,6 +102,20 @@ def test_lora_model_keeps_adapters_active_and_trains_them(tiny_llama, padded_bat
     with torch.no_grad(), model.disable_adapter():
         base = causal_lm_loss(model, padded_batch)
     assert not torch.allclose(base, chunked[0], atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:Model has `tie_word_embeddings=True`")
+@pytest.mark.parametrize("chunk_size", [3, 1024])
+def test_adapted_head_takes_the_checkpointed_path(tiny_llama, padded_batch, chunk_size, monkeypatch):
+    from peft import LoraConfig, get_peft_model
+
+    fused = []
+    monkeypatch.setattr(loss_module, "linear_cross_entropy", lambda *args: fused.append(args))
+    config = LoraConfig(target_modules=["q_proj", "lm_head"], r=4, init_lora_weights=False)
+    model = get_peft_model(tiny_llama, config)
+    reference = loss_and_grads(model, lambda: plain_causal_lm_loss(model, padded_batch))
+    assert_same(reference, loss_and_grads(model, lambda: causal_lm_loss(model, padded_batch, chunk_size=chunk_size)))
+    assert not fused
 
 
 def test_lora_model_with_packed_batch(tiny_llama, packed_batch):
