@@ -29,8 +29,10 @@ from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.compare import question_of, score_model
 from tunesmith.evaluate.report import scores_table, write_report
 from tunesmith.methods import frozen_precision, memory
+from tunesmith.methods.cpu_dropout import use_cpu_dropout
 from tunesmith.methods.llm import apply_method, parameter_counts, save_final
 from tunesmith.models.load import load_model_for_method, load_tokenizer, resolve_model
+from tunesmith.train.cpu_attention import cpu_attention
 from tunesmith.train.distributed import check_strategy, strategy_plugins
 from tunesmith.train.loop import train
 from tunesmith.train.precision import resolve_precision
@@ -89,6 +91,7 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
 
     set_seed(config.training.seed)  # the method's initialisation must not depend on whether the base was scored
     model = _start_trainable(model, config, source.folder)
+    use_cpu_dropout(model)
     if config.training.gradient_checkpointing:
         _enable_gradient_checkpointing(model)
     trainable, total = parameter_counts(model)
@@ -102,7 +105,8 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
     memory.check_fits(config.method.name, need, total, accelerator.device)
     started = time.perf_counter()
     fast_frozen = frozen_precision.applies_to(config.method)
-    with frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen):
+    with (frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
+          cpu_attention(model, accelerator.device)):
         result = train(model, train_set, val_set, tokenizer.pad_token_id, config.training, run_dir, accelerator,
                        resume=resume, on_step_end=on_step_end)
     train_seconds = time.perf_counter() - started
