@@ -5,11 +5,12 @@ import torch
 import torch.nn.functional as F
 
 from tunesmith.data.packing import PackingCollator, TokenBudgetBatchSampler, pack_into_bins
+from tunesmith.train.cpu_attention import NAME as CPU_ATTENTION
 
 LENGTHS = (5, 7, 4)
 
 
-@pytest.fixture(params=["sdpa", "eager"])
+@pytest.fixture(params=["sdpa", "eager", CPU_ATTENTION])
 def model(request, tiny_llama):
     tiny_llama.set_attn_implementation(request.param)
     assert tiny_llama.config._attn_implementation == request.param
