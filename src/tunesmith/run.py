@@ -32,9 +32,10 @@ from tunesmith.methods import frozen_precision, memory
 from tunesmith.methods.cpu_dropout import use_cpu_dropout
 from tunesmith.methods.llm import apply_method, parameter_counts, save_final
 from tunesmith.models.load import load_model_for_method, load_tokenizer, resolve_model
+from tunesmith.train.activation_memory import choose_gradient_checkpointing, probe_batch
 from tunesmith.train.cpu_attention import cpu_attention
 from tunesmith.train.distributed import check_strategy, strategy_plugins
-from tunesmith.train.loop import train
+from tunesmith.train.loop import largest_micro_batch_tokens, train
 from tunesmith.train.precision import resolve_precision
 
 REPORT_SAMPLES = 3
@@ -92,13 +93,20 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
     set_seed(config.training.seed)  # the method's initialisation must not depend on whether the base was scored
     model = _start_trainable(model, config, source.folder)
     use_cpu_dropout(model)
-    if config.training.gradient_checkpointing:
-        _enable_gradient_checkpointing(model)
     trainable, total = parameter_counts(model)
     need = memory.estimate(model)
+    checkpointing = choose_gradient_checkpointing(
+        config.training.gradient_checkpointing, model, probe_batch(train_set, collator),
+        largest_micro_batch_tokens(train_set, config.training), need.total, memory.device_memory(accelerator.device),
+        allowed=config.method.name != "prefix_tuning", autocast=accelerator.autocast,
+    )
+    if checkpointing.enabled:
+        _enable_gradient_checkpointing(model)
     console.print(
         f"[bold]plan[/]: {config.method.name} on {config.model} | trainable {trainable:,} / {total:,} "
-        f"({100 * trainable / total:.2f}%) | memory {memory.describe(need)} | {len(train_set)} train, "
+        f"({100 * trainable / total:.2f}%) | memory {memory.describe(need)} + activations "
+        f"~{checkpointing.activation_bytes / memory.GIB:.2f} GiB | gradient checkpointing "
+        f"{'on' if checkpointing.enabled else 'off'} ({checkpointing.reason}) | {len(train_set)} train, "
         f"{len(val_set)} validation, {len(eval_examples)} {eval_name} examples | precision "
         f"{accelerator.mixed_precision} on {accelerator.device}{_parallelism(accelerator)}"
     )

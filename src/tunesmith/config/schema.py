@@ -56,7 +56,9 @@ class TrainingConfig(Section):
     weight_decay: float = Field(0.0, ge=0.0)
     max_grad_norm: float | None = Field(1.0, gt=0)
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | Literal["auto"] = Field(
+        "auto", description="auto: on only when the measured activations would not fit in the device's memory"
+    )
     seed: int = 0
     eval_every: int = Field(50, ge=1)
     save_every: int = Field(100, ge=1)
@@ -100,7 +102,7 @@ class RunConfig(Section):
     @model_validator(mode="after")
     def _prefix_tuning_without_checkpointing(self) -> "RunConfig":
         # transformers drops the prefix key/value cache under gradient checkpointing, so attention shapes break.
-        if self.method.name == "prefix_tuning" and self.training.gradient_checkpointing:
+        if self.method.name == "prefix_tuning" and self.training.gradient_checkpointing is True:
             raise ValueError("prefix_tuning cannot train with training.gradient_checkpointing: true; turn it off")
         return self
 

@@ -68,10 +68,21 @@ def batch_plan(train_set: list[dict], cfg: TrainingConfig, pad_token_id: int):
         sampler = EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed,
                                     lengths=lengths if cfg.group_by_length else None)
         return sampler, PaddingCollator(pad_token_id)
+    return TokenBudgetBatchSampler(lengths, _packing_budget(lengths, cfg), cfg.seed), PackingCollator(pad_token_id)
+
+
+def largest_micro_batch_tokens(train_set: list[dict], cfg: TrainingConfig) -> int:
+    """Token positions (padding included) of the largest micro-batch training can draw."""
+    lengths = [len(example["input_ids"]) for example in train_set]
+    if cfg.packing:
+        return max(max(lengths), _packing_budget(lengths, cfg))
+    return min(cfg.batch_size, len(lengths)) * max(lengths)
+
+
+def _packing_budget(lengths: list[int], cfg: TrainingConfig) -> int:
     # By default a packed micro-batch holds as many tokens as an average padded batch holds real tokens,
     # so an epoch has about as many optimizer steps as without packing and the same hyperparameters work.
-    budget = cfg.batch_tokens or max(max(lengths), round(cfg.batch_size * sum(lengths) / len(lengths)))
-    return TokenBudgetBatchSampler(lengths, budget, cfg.seed), PackingCollator(pad_token_id)
+    return cfg.batch_tokens or max(max(lengths), round(cfg.batch_size * sum(lengths) / len(lengths)))
 
 
 def train(
