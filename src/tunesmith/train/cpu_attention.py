@@ -58,9 +58,33 @@ def _attend(module, query, key, value, mask, dropout, scaling, causal, **kwargs)
         mask = torch.ones(q_length, kv_length, dtype=torch.bool, device=query.device).tril(kv_length - q_length)
     if mask is not None:
         scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min) if mask.dtype == torch.bool else scores + mask
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(query.dtype)
+    # Under autocast the next matmul runs in the autocast dtype anyway (query is float32 after RoPE).
+    device = query.device.type
+    probs = _Softmax.apply(scores, torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else query.dtype)
     probs = torch.nn.functional.dropout(probs, p=dropout, training=module.training)
     return torch.matmul(probs, value).transpose(1, 2).contiguous()
+
+
+class _Softmax(torch.autograd.Function):
+    """float32 softmax returned in `dtype`, keeping only that output for backward.
+
+    softmax(..., dtype=float32).to(bf16) would keep the float32 probabilities as well: 6 bytes per score instead
+    of 2. The backward is computed in float32 from the kept probabilities.
+    """
+
+    @staticmethod
+    def forward(ctx, scores, dtype):
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(dtype)
+        ctx.save_for_backward(probs)
+        ctx.scores_dtype = scores.dtype
+        return probs
+
+    @staticmethod
+    def backward(ctx, grad_probs):
+        (probs,) = ctx.saved_tensors
+        probs, grad_probs = probs.float(), grad_probs.float()
+        grad_scores = probs * (grad_probs - (grad_probs * probs).sum(dim=-1, keepdim=True))
+        return grad_scores.to(ctx.scores_dtype), None
 
 
 def _packed_spans(module, query, key, mask, causal: bool, position_ids) -> list[tuple[int, int]] | None:

@@ -75,3 +75,16 @@ def test_other_devices_and_implementations_are_left_alone(tiny_llama):
     tiny_llama.set_attn_implementation("eager")
     with cpu_attention(tiny_llama, torch.device("cpu")) as active:
         assert not active and tiny_llama.config._attn_implementation == "eager"
+
+
+def test_softmax_keeps_only_its_output_and_matches_torch():
+    scores = torch.randn(2, 3, 5, 7, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(lambda s: attention_module._Softmax.apply(s, torch.float64), (scores,))
+
+    scores = torch.randn(2, 3, 5, 7, dtype=torch.bfloat16, requires_grad=True)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        probs = attention_module._Softmax.apply(scores, torch.bfloat16)
+    assert [t.dtype for t in saved] == [torch.bfloat16]  # no float32 copy of the probabilities
+    reference = torch.softmax(scores.float(), dim=-1)
+    torch.testing.assert_close(probs.float(), reference, atol=1e-2, rtol=1e-2)
