@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from tunesmith.train.cpu_attention import cpu_attention
 from tunesmith.train.loss import causal_lm_loss
 
 PROBE_TOKENS = 256
@@ -46,7 +47,8 @@ def saved_bytes(model, batch: dict, autocast=nullcontext) -> int:
     was_training = model.training
     model.train()
     # The probe must not move the random streams the training run draws its dropout masks from.
-    with (torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+    # Training runs under cpu_attention (it keeps attention probabilities on CPU), so the probe does too.
+    with (torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), cpu_attention(model, device),
           torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), autocast()):
         causal_lm_loss(model, {key: value.to(device) for key, value in batch.items()})
     model.train(was_training)
