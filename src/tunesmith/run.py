@@ -30,11 +30,12 @@ from tunesmith.evaluate.compare import question_of, score_model
 from tunesmith.evaluate.report import scores_table, write_report
 from tunesmith.methods import frozen_precision, memory
 from tunesmith.methods.cpu_dropout import use_cpu_dropout
-from tunesmith.methods.llm import apply_method, parameter_counts, save_final
+from tunesmith.methods.llm import apply_method, load_trainable_state, parameter_counts, save_final
 from tunesmith.models.load import load_model_for_method, load_tokenizer, resolve_model
 from tunesmith.train.activation_memory import choose_gradient_checkpointing, probe_batch
 from tunesmith.train.cpu_attention import cpu_attention
-from tunesmith.train.distributed import check_strategy, strategy_plugins
+from tunesmith.train.distributed import check_strategy, strategy_plugins, use_fsdp_on_cpu
+from tunesmith.train.fsdp import is_fsdp
 from tunesmith.train.loop import largest_micro_batch_tokens, train
 from tunesmith.train.precision import resolve_precision
 
@@ -112,13 +113,17 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
     )
     memory.check_fits(config.method.name, need, total, accelerator.device)
     started = time.perf_counter()
-    fast_frozen = frozen_precision.applies_to(config.method)
+    # Not under FSDP: its shards are made from the swapped weights and cannot be swapped back.
+    fast_frozen = frozen_precision.applies_to(config.method) and not is_fsdp(accelerator)
     with (frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
           cpu_attention(model, accelerator.device)):
         result = train(model, train_set, val_set, tokenizer.pad_token_id, config.training, run_dir, accelerator,
                        resume=resume, on_step_end=on_step_end)
     train_seconds = time.perf_counter() - started
     model = accelerator.unwrap_model(model)
+    if is_fsdp(accelerator):  # the trained model is sharded: rank 0 saves and scores a whole copy
+        model = _whole_model(source, config, accelerator, result.trainable) if main else None
+        result.trainable = None  # now in the model: do not hold a second copy while scoring
     output = save_final(model, tokenizer, config.method, run_dir) if main else run_dir
 
     scores: dict = {}
@@ -178,7 +183,9 @@ def make_accelerator(config: RunConfig) -> Accelerator:
         AcceleratorState._reset_state(reset_partial_state=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = resolve_precision(config.training.precision, device)
-    accelerator = Accelerator(mixed_precision=precision, cpu=device.type == "cpu", **strategy_plugins(config))
+    plugins = strategy_plugins(config)
+    accelerator = Accelerator(mixed_precision=precision, cpu=device.type == "cpu", **plugins)
+    use_fsdp_on_cpu(accelerator, plugins)
     check_strategy(config, accelerator)
     return accelerator
 
@@ -219,8 +226,20 @@ def _start_trainable(model, config: RunConfig, tokenizer_path: Path):
     return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
 
 
+def _whole_model(source, config: RunConfig, accelerator: Accelerator, trainable: dict):
+    """The trained model, unsharded: the base reloaded, the method applied again (with the same seed, so what it
+    derives from the base is the same), then the trained tensors gathered from the FSDP shards."""
+    accelerator.free_memory()  # drop accelerate's references to the sharded model
+    model = load_model_for_method(source, config.method, config.trust_remote_code, accelerator.device,
+                                  accelerator.mixed_precision)
+    set_seed(config.training.seed)
+    model = _start_trainable(model, config, source.folder)
+    load_trainable_state(model, trainable)
+    return model
+
+
 def _enable_gradient_checkpointing(model) -> None:
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     if hasattr(model, "enable_input_require_grads"):
         model.enable_input_require_grads()  # frozen embeddings would otherwise cut the graph for adapters
     model.config.use_cache = False

@@ -1,7 +1,8 @@
-"""Data-parallel strategies through accelerate: DDP by default, FSDP or DeepSpeed ZeRO when asked.
+"""Data-parallel strategies through accelerate: DDP by default, FSDP2 or DeepSpeed ZeRO when asked.
 
 The strategy only matters when several processes run (`tunesmith train --nproc N`, torchrun or
-accelerate launch); in one process the plugins are not created.
+accelerate launch); in one process the plugins are not created. FSDP2 runs on GPUs and on CPU (gloo);
+DeepSpeed needs CUDA GPUs.
 """
 
 from __future__ import annotations
@@ -23,11 +24,18 @@ def strategy_plugins(config) -> dict:
     if world_size() == 1 or dist.strategy == "ddp":
         return {}
     if dist.strategy == "fsdp":
+        import torch
         from accelerate import FullyShardedDataParallelPlugin
+        from torch.distributed.fsdp import MixedPrecisionPolicy
 
         return {"fsdp_plugin": FullyShardedDataParallelPlugin(
             fsdp_version=2, reshard_after_forward=dist.fsdp_sharding != "shard_grad_op",
-            cpu_offload=dist.fsdp_cpu_offload, auto_wrap_policy="transformer_based_wrap",
+            # Offloading moves shards from GPU to CPU memory; training on CPU they are there already.
+            cpu_offload=dist.fsdp_cpu_offload and torch.cuda.is_available(),
+            auto_wrap_policy="transformer_based_wrap",
+            # fp32 parameters, gradients and loss as under DDP; the loop's autocast computes in bf16/fp16.
+            # (accelerate's default for bf16 casts the parameters, the gradient reduction and the loss to bf16.)
+            mixed_precision_policy=MixedPrecisionPolicy(),
         )}
     try:
         import deepspeed  # noqa: F401
@@ -39,6 +47,24 @@ def strategy_plugins(config) -> dict:
                                                 gradient_clipping=config.training.max_grad_norm)}
 
 
+def use_fsdp_on_cpu(accelerator, plugins: dict) -> None:
+    """Make accelerate shard with FSDP2 on CPU processes too, as it does on GPUs.
+
+    accelerate 1.15 selects FSDP only for GPU-like multi-device types (accelerate/state.py:986-1016; MULTI_CPU
+    is not among them) and otherwise quietly runs plain multi-process data parallelism. Setting the state as it
+    would have been set there makes `prepare()` take accelerate's own FSDP2 path, which works over gloo.
+    """
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType
+
+    plugin = plugins.get("fsdp_plugin")
+    if plugin is None or accelerator.distributed_type != DistributedType.MULTI_CPU:
+        return
+    accelerator.state.distributed_type = DistributedType.FSDP
+    accelerator.state.fsdp_plugin = plugin
+    PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+
+
 def check_strategy(config, accelerator) -> None:
     """Refuse to run data-parallel under another strategy than the one asked for (accelerate falls back quietly)."""
     wanted = config.distributed.strategy
@@ -48,7 +74,7 @@ def check_strategy(config, accelerator) -> None:
     if wanted.upper() not in actual.upper():
         raise ConfigError(
             f"distributed.strategy: {wanted} is not available here (accelerate runs {actual}); {wanted} needs "
-            "CUDA GPUs, use strategy: ddp on CPU"
+            "CUDA GPUs, use strategy: ddp or fsdp on CPU"
         )
 
 
@@ -56,8 +82,8 @@ def preflight(config) -> None:
     """Checks that can fail before any process starts (one message instead of one per process)."""
     import torch
 
-    if config.distributed.strategy != "ddp" and not torch.cuda.is_available():
-        raise ConfigError(f"distributed.strategy: {config.distributed.strategy} needs CUDA GPUs; use strategy: ddp on CPU")
+    if config.distributed.strategy == "deepspeed" and not torch.cuda.is_available():
+        raise ConfigError("distributed.strategy: deepspeed needs CUDA GPUs; use strategy: ddp or fsdp on CPU")
 
 
 def launch_local(nproc: int, argv: list[str]) -> int:

@@ -25,8 +25,10 @@ from tunesmith.config.schema import TrainingConfig
 from tunesmith.data.collate import PaddingCollator
 from tunesmith.data.packing import PackingCollator, TokenBudgetBatchSampler
 from tunesmith.errors import TunesmithError
+from tunesmith.methods.llm import load_trainable_state, trainable_state
 from tunesmith.train.batching import EpochBatchSampler
 from tunesmith.train.checkpoint import TrainState, complete_checkpoints, load_checkpoint, save_checkpoint
+from tunesmith.train.fsdp import full_optimizer_state, full_trainable_state, is_fsdp, load_full_state, sharding_summary
 from tunesmith.train.loss import IGNORE_INDEX, causal_lm_loss, count_label_tokens
 from tunesmith.train.metrics_log import MetricsLog
 from tunesmith.train.progress import training_progress
@@ -44,6 +46,8 @@ class CausalLMTask(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
+        # accelerate's FSDP wraps the classes named here, one shard unit per transformer block (works through PEFT).
+        self._no_split_modules = getattr(model, "_no_split_modules", None)
 
     def forward(self, batch: dict, num_label_tokens: int) -> torch.Tensor:
         return causal_lm_loss(self.model, batch, num_label_tokens)
@@ -53,6 +57,7 @@ class CausalLMTask(nn.Module):
 class TrainResult:
     state: TrainState
     val_loss: float | None
+    trainable: dict | None = None  # FSDP only: the trained tensors, gathered whole on the main process
 
 
 def total_steps(micro_batches_per_epoch: int, cfg: TrainingConfig) -> int:
@@ -108,15 +113,18 @@ class _Loop:
         self.sampler, self.collator = batch_plan(train_set, cfg, pad_token_id)
         self.eval_collator = PaddingCollator(pad_token_id)
         self.total = total_steps(len(self.sampler), cfg)
-        params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
         warmup = cfg.warmup_steps or math.ceil(cfg.warmup_ratio * self.total)
         scheduler = get_scheduler(SCHEDULERS[cfg.lr_scheduler], optimizer, warmup, self.total)
-        self.params = params
         # The scheduler stays unprepared: accelerate would step it once per process, but our global batch is
         # split across processes, so one optimizer step is one scheduler step whatever the world size.
         self.task, self.optimizer = accelerator.prepare(CausalLMTask(model), optimizer)
         self.scheduler = scheduler
+        # After prepare: FSDP replaces the parameters with sharded ones.
+        self.params = [p for p in self.task.parameters() if p.requires_grad]
+        self.fsdp = is_fsdp(accelerator)
+        if self.fsdp:
+            accelerator.print(sharding_summary(self.task, accelerator))
         self.stop_requested = False
 
     # -- main loop -------------------------------------------------------------------------------------
@@ -153,7 +161,7 @@ class _Loop:
                 tick = time.perf_counter()
             if self.val_set:
                 val_loss = self.evaluate(state)
-        return TrainResult(state, val_loss)
+        return TrainResult(state, val_loss, full_trainable_state(self.task) if self.fsdp else None)
 
     def _windows(self, state: TrainState):
         """Yield lists of micro-batches, one list per optimizer step, from the saved position onwards."""
@@ -199,7 +207,7 @@ class _Loop:
         if self.acc.num_processes > 1:
             counts = self.acc.reduce(counts.to(self.acc.device), "sum").cpu()
         n_tokens, n_inputs = int(counts[0]), int(counts[1])
-        scale = self.acc.num_processes  # DDP averages gradients over ranks; undo it to keep the token-mean
+        scale = self.acc.num_processes  # DDP and FSDP average gradients over ranks; undo it to keep the token-mean
         total = torch.zeros((), device=self.acc.device)
         for i, (batch, _) in enumerate(window):
             batch = {k: v.to(self.acc.device, non_blocking=True) for k, v in batch.items()}
@@ -209,7 +217,8 @@ class _Loop:
             self.acc.backward(loss)
             total += loss.detach() / scale
         if self.cfg.max_grad_norm:
-            self.grad_norm = self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+            norm = self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+            self.grad_norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: on every rank
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -263,17 +272,29 @@ class _Loop:
 
     def _save(self, state: TrainState) -> None:
         self.acc.wait_for_everyone()
+        if self.fsdp:  # gathering the shards is a collective: every rank takes part, rank 0 receives
+            trainable = full_trainable_state(self.task)
+            optimizer_state = full_optimizer_state(self.task, self.optimizer.optimizer)
+        elif self.acc.is_main_process:
+            trainable, optimizer_state = trainable_state(self._model()), self.optimizer.state_dict()
         if self.acc.is_main_process:
-            model = self.acc.unwrap_model(self.task).model
-            save_checkpoint(self.run_dir, model, self.optimizer, self.scheduler, state, self.cfg.keep_checkpoints)
+            save_checkpoint(self.run_dir, trainable, optimizer_state, self.scheduler, state, self.cfg.keep_checkpoints)
         self.acc.wait_for_everyone()
 
     def _restore(self) -> TrainState:
         checkpoints = complete_checkpoints(self.run_dir)
         if not checkpoints:
             raise TunesmithError(f"--resume: no complete checkpoint in {self.run_dir / 'checkpoints'}")
-        model = self.acc.unwrap_model(self.task).model
-        return load_checkpoint(checkpoints[-1], model, self.optimizer, self.scheduler)
+        trainable, optimizer_state, state = load_checkpoint(checkpoints[-1], self.scheduler)
+        if self.fsdp:  # every rank read the whole checkpoint and keeps its own shard of it
+            load_full_state(self.task, self.optimizer.optimizer, trainable, optimizer_state)
+        else:
+            load_trainable_state(self._model(), trainable)
+            self.optimizer.load_state_dict(optimizer_state)
+        return state
+
+    def _model(self) -> nn.Module:
+        return self.acc.unwrap_model(self.task).model
 
     def _should_stop(self) -> bool:
         # Every rank must agree, or one rank would wait forever in the next collective.

@@ -23,7 +23,7 @@ def test_estimate_extrapolates_fixed_and_per_token_parts(tiny_llama, tokenizer):
     assert large > small > 0
     estimate = estimate_saved_bytes(tiny_llama, batch(tokenizer, 1, 32), 4 * 32)
     assert abs(estimate - large) < 0.1 * (large - small)  # attention scores grow faster than linearly
-    tiny_llama.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    tiny_llama.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     assert saved_bytes(tiny_llama, batch(tokenizer, 4, 32)) - small < 0.7 * (large - small)
 
 
