@@ -31,3 +31,12 @@ def test_generate_on_a_folder_that_is_not_a_run(tmp_path):
     result = tunesmith("generate", str(tmp_path), "--prompt", "hi")
     assert result.returncode == 2
     assert "not a run folder (no config.yaml)" in result.stderr
+
+
+def test_a_failing_data_parallel_run_exits_non_zero(tmp_path):
+    (tmp_path / "train.jsonl").write_text('{"messages": [{"role": "user", "content": "hi"}]}\nnot json\n')
+    config = tmp_path / "run.yaml"
+    config.write_text("model: smollm2-135m-instruct\ndata: {train: train.jsonl}\n")
+    result = tunesmith("train", str(config), "--nproc", "2", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "train.jsonl:2" in result.stderr

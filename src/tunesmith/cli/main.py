@@ -18,7 +18,9 @@ for verb in (train, generate, chat, export, methods):
 def main() -> None:
     quiet.configure()
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a typer.Exit code instead of exiting with it (e.g. a failed
+        # --nproc worker group), so pass it on.
+        code = app(standalone_mode=False)
     except TunesmithError as exc:
         Console(stderr=True).print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
@@ -31,3 +33,5 @@ def main() -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    if isinstance(code, int) and code:
+        sys.exit(code)
