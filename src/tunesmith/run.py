@@ -34,8 +34,7 @@ from tunesmith.methods.llm import apply_method, load_trainable_state, parameter_
 from tunesmith.models.load import load_model_for_method, load_tokenizer, resolve_model
 from tunesmith.train.activation_memory import choose_gradient_checkpointing, probe_batch
 from tunesmith.train.cpu_attention import cpu_attention
-from tunesmith.train.distributed import check_strategy, strategy_plugins, use_fsdp_on_cpu
-from tunesmith.train.fsdp import is_fsdp
+from tunesmith.train.distributed import check_strategy, finish_strategy, shards_model, strategy_kwargs
 from tunesmith.train.loop import largest_micro_batch_tokens, train
 from tunesmith.train.precision import resolve_precision
 
@@ -113,15 +112,15 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
     )
     memory.check_fits(config.method.name, need, total, accelerator.device)
     started = time.perf_counter()
-    # Not under FSDP: its shards are made from the swapped weights and cannot be swapped back.
-    fast_frozen = frozen_precision.applies_to(config.method) and not is_fsdp(accelerator)
+    # Not under FSDP or DeepSpeed: their shards are made from the swapped weights and cannot be swapped back.
+    fast_frozen = frozen_precision.applies_to(config.method) and not shards_model(accelerator)
     with (frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
           cpu_attention(model, accelerator.device)):
         result = train(model, train_set, val_set, tokenizer.pad_token_id, config.training, run_dir, accelerator,
                        resume=resume, on_step_end=on_step_end)
     train_seconds = time.perf_counter() - started
     model = accelerator.unwrap_model(model)
-    if is_fsdp(accelerator):  # the trained model is sharded: rank 0 saves and scores a whole copy
+    if result.trainable is not None:  # the trained model is sharded: rank 0 saves and scores a whole copy
         model = _whole_model(source, config, accelerator, result.trainable) if main else None
         result.trainable = None  # now in the model: do not hold a second copy while scoring
     output = save_final(model, tokenizer, config.method, run_dir) if main else run_dir
@@ -183,9 +182,9 @@ def make_accelerator(config: RunConfig) -> Accelerator:
         AcceleratorState._reset_state(reset_partial_state=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = resolve_precision(config.training.precision, device)
-    plugins = strategy_plugins(config)
-    accelerator = Accelerator(mixed_precision=precision, cpu=device.type == "cpu", **plugins)
-    use_fsdp_on_cpu(accelerator, plugins)
+    kwargs = {"cpu": device.type == "cpu", **strategy_kwargs(config)}
+    accelerator = Accelerator(mixed_precision=precision, **kwargs)
+    finish_strategy(accelerator, kwargs)
     check_strategy(config, accelerator)
     return accelerator
 
@@ -228,7 +227,7 @@ def _start_trainable(model, config: RunConfig, tokenizer_path: Path):
 
 def _whole_model(source, config: RunConfig, accelerator: Accelerator, trainable: dict):
     """The trained model, unsharded: the base reloaded, the method applied again (with the same seed, so what it
-    derives from the base is the same), then the trained tensors gathered from the FSDP shards."""
+    derives from the base is the same), then the trained tensors gathered from the FSDP or ZeRO shards."""
     accelerator.free_memory()  # drop accelerate's references to the sharded model
     model = load_model_for_method(source, config.method, config.trust_remote_code, accelerator.device,
                                   accelerator.mixed_precision)

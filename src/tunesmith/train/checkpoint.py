@@ -2,7 +2,8 @@
 
 A checkpoint holds only what training changes (trainable tensors, optimizer, scheduler, RNG, position),
 so LoRA checkpoints stay small; the frozen base is reloaded from the model source on resume. Under FSDP the
-tensors are gathered whole (train/fsdp.py) and optimizer.pt is keyed by parameter name instead of position.
+tensors are gathered whole (train/fsdp.py) and optimizer.pt is keyed by parameter name instead of position;
+under DeepSpeed a `deepspeed/` folder with its per-rank optimizer partitions replaces optimizer.pt.
 """
 
 from __future__ import annotations
@@ -28,17 +29,27 @@ class TrainState:
     elapsed: float = 0.0
 
 
-def save_checkpoint(run_dir: Path, trainable: dict[str, torch.Tensor], optimizer_state: dict, scheduler,
-                    state: TrainState, keep: int) -> Path:
-    """`trainable`: the trainable tensors by name (methods.llm.trainable_state); `optimizer_state`: a state_dict."""
-    root = run_dir / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"{PREFIX}{state.step:07d}"
-    tmp = root / f".tmp-{final.name}"
+def staging_folder(run_dir: Path, step: int) -> Path:
+    """Where a checkpoint is written before it is complete (renamed to `step-N` when it is)."""
+    return run_dir / "checkpoints" / f".tmp-{PREFIX}{step:07d}"
+
+
+def start_staging(run_dir: Path, step: int) -> Path:
+    tmp = staging_folder(run_dir, step)
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def save_checkpoint(run_dir: Path, trainable: dict[str, torch.Tensor], optimizer_state: dict | None, scheduler,
+                    state: TrainState, keep: int, staged: bool = False) -> Path:
+    """`trainable`: the trainable tensors by name (methods.llm.trainable_state); `optimizer_state`: a state_dict, or
+    None when the optimizer wrote its own files into the staging folder first (`staged`, DeepSpeed)."""
+    tmp = staging_folder(run_dir, state.step) if staged else start_staging(run_dir, state.step)
+    final = run_dir / "checkpoints" / f"{PREFIX}{state.step:07d}"
     save_file(trainable, tmp / "trainable.safetensors")
-    torch.save(optimizer_state, tmp / "optimizer.pt")
+    if optimizer_state is not None:
+        torch.save(optimizer_state, tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(_rng_state(), tmp / "rng.pt")
     (tmp / "state.json").write_text(json.dumps(asdict(state)))
@@ -56,11 +67,12 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").is_file())
 
 
-def load_checkpoint(folder: Path, scheduler) -> tuple[dict[str, torch.Tensor], dict, TrainState]:
-    """Restore the scheduler and the random state; return (trainable tensors, optimizer state, position) for the
-    caller to load into its model and optimizer."""
+def load_checkpoint(folder: Path, scheduler) -> tuple[dict[str, torch.Tensor], dict | None, TrainState]:
+    """Restore the scheduler and the random state; return (trainable tensors, optimizer state or None if the
+    optimizer saved its own files, position) for the caller to load into its model and optimizer."""
     # Our own files, read with weights_only so even a tampered checkpoint cannot execute code.
-    optimizer_state = torch.load(folder / "optimizer.pt", weights_only=True)
+    optimizer_file = folder / "optimizer.pt"
+    optimizer_state = torch.load(optimizer_file, weights_only=True) if optimizer_file.is_file() else None
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
     _set_rng_state(torch.load(folder / "rng.pt", weights_only=True))
     state = TrainState(**json.loads((folder / "state.json").read_text()))

@@ -1,8 +1,8 @@
 """Data-parallel strategies through accelerate: DDP by default, FSDP2 or DeepSpeed ZeRO when asked.
 
 The strategy only matters when several processes run (`tunesmith train --nproc N`, torchrun or
-accelerate launch); in one process the plugins are not created. FSDP2 runs on GPUs and on CPU (gloo);
-DeepSpeed needs CUDA GPUs.
+accelerate launch); in one process the plugins are not created. Both FSDP2 and DeepSpeed ZeRO run on GPUs
+and on CPU (gloo).
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ import subprocess
 import sys
 
 from tunesmith.errors import ConfigError
+from tunesmith.train.deepspeed_zero import accelerator_kwargs as deepspeed_accelerator_kwargs
+from tunesmith.train.deepspeed_zero import deepspeed_plugin, load_whole_weights, require_deepspeed
 
 
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def strategy_plugins(config) -> dict:
+def strategy_kwargs(config) -> dict:
+    """Accelerator arguments for the configured strategy (plugins, and for DeepSpeed on CPU the device choice)."""
     dist = config.distributed
     if world_size() == 1 or dist.strategy == "ddp":
         return {}
@@ -37,17 +40,25 @@ def strategy_plugins(config) -> dict:
             # (accelerate's default for bf16 casts the parameters, the gradient reduction and the loss to bf16.)
             mixed_precision_policy=MixedPrecisionPolicy(),
         )}
-    try:
-        import deepspeed  # noqa: F401
-    except ImportError:
-        raise ConfigError("distributed.strategy: deepspeed needs the deepspeed package (pip install deepspeed)") from None
-    from accelerate import DeepSpeedPlugin
-
-    return {"deepspeed_plugin": DeepSpeedPlugin(zero_stage=dist.zero_stage,
-                                                gradient_clipping=config.training.max_grad_norm)}
+    require_deepspeed()
+    return {"deepspeed_plugin": deepspeed_plugin(config, world_size()), **deepspeed_accelerator_kwargs()}
 
 
-def use_fsdp_on_cpu(accelerator, plugins: dict) -> None:
+def shards_model(accelerator) -> bool:
+    """FSDP and DeepSpeed own the model's weights once prepared (sharded, partitioned or recast)."""
+    from accelerate.utils import DistributedType
+
+    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def finish_strategy(accelerator, kwargs: dict) -> None:
+    """What accelerate leaves undone for the configured strategy, right after the Accelerator is made."""
+    _use_fsdp_on_cpu(accelerator, kwargs)
+    if "deepspeed_plugin" in kwargs:
+        load_whole_weights()
+
+
+def _use_fsdp_on_cpu(accelerator, kwargs: dict) -> None:
     """Make accelerate shard with FSDP2 on CPU processes too, as it does on GPUs.
 
     accelerate 1.15 selects FSDP only for GPU-like multi-device types (accelerate/state.py:986-1016; MULTI_CPU
@@ -57,7 +68,7 @@ def use_fsdp_on_cpu(accelerator, plugins: dict) -> None:
     from accelerate.state import PartialState
     from accelerate.utils import DistributedType
 
-    plugin = plugins.get("fsdp_plugin")
+    plugin = kwargs.get("fsdp_plugin")
     if plugin is None or accelerator.distributed_type != DistributedType.MULTI_CPU:
         return
     accelerator.state.distributed_type = DistributedType.FSDP
@@ -73,17 +84,14 @@ def check_strategy(config, accelerator) -> None:
     actual = accelerator.distributed_type.value
     if wanted.upper() not in actual.upper():
         raise ConfigError(
-            f"distributed.strategy: {wanted} is not available here (accelerate runs {actual}); {wanted} needs "
-            "CUDA GPUs, use strategy: ddp or fsdp on CPU"
+            f"distributed.strategy: {wanted} is not available here (accelerate runs {actual}); use strategy: ddp"
         )
 
 
 def preflight(config) -> None:
     """Checks that can fail before any process starts (one message instead of one per process)."""
-    import torch
-
-    if config.distributed.strategy == "deepspeed" and not torch.cuda.is_available():
-        raise ConfigError("distributed.strategy: deepspeed needs CUDA GPUs; use strategy: ddp or fsdp on CPU")
+    if config.distributed.strategy == "deepspeed":
+        require_deepspeed()
 
 
 def launch_local(nproc: int, argv: list[str]) -> int:

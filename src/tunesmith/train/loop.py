@@ -1,7 +1,7 @@
 """The one training loop: every method trains through it (LLM today; diffusion tasks plug in the same way).
 
 A *task* is an nn.Module whose forward turns a batch into a loss; wrapping the loss in the module means
-data-parallel wrappers (DDP/FSDP via accelerate) see the whole computation. The loop owns accumulation,
+data-parallel wrappers (DDP/FSDP/DeepSpeed via accelerate) see the whole computation. The loop owns accumulation,
 clipping, scheduling, mixed precision, evaluation, checkpointing, resume and guards.
 """
 
@@ -24,11 +24,13 @@ from transformers import get_scheduler
 from tunesmith.config.schema import TrainingConfig
 from tunesmith.data.collate import PaddingCollator
 from tunesmith.data.packing import PackingCollator, TokenBudgetBatchSampler
-from tunesmith.errors import TunesmithError
+from tunesmith.errors import ConfigError, TunesmithError
 from tunesmith.methods.llm import load_trainable_state, trainable_state
+from tunesmith.train import deepspeed_zero, fsdp
 from tunesmith.train.batching import EpochBatchSampler
-from tunesmith.train.checkpoint import TrainState, complete_checkpoints, load_checkpoint, save_checkpoint
-from tunesmith.train.fsdp import full_optimizer_state, full_trainable_state, is_fsdp, load_full_state, sharding_summary
+from tunesmith.train.checkpoint import (
+    TrainState, complete_checkpoints, load_checkpoint, save_checkpoint, staging_folder, start_staging,
+)
 from tunesmith.train.loss import IGNORE_INDEX, causal_lm_loss, count_label_tokens
 from tunesmith.train.metrics_log import MetricsLog
 from tunesmith.train.progress import training_progress
@@ -57,7 +59,7 @@ class CausalLMTask(nn.Module):
 class TrainResult:
     state: TrainState
     val_loss: float | None
-    trainable: dict | None = None  # FSDP only: the trained tensors, gathered whole on the main process
+    trainable: dict | None = None  # FSDP/DeepSpeed only: the trained tensors, gathered whole on the main process
 
 
 def total_steps(micro_batches_per_epoch: int, cfg: TrainingConfig) -> int:
@@ -122,9 +124,9 @@ class _Loop:
         self.scheduler = scheduler
         # After prepare: FSDP replaces the parameters with sharded ones.
         self.params = [p for p in self.task.parameters() if p.requires_grad]
-        self.fsdp = is_fsdp(accelerator)
-        if self.fsdp:
-            accelerator.print(sharding_summary(self.task, accelerator))
+        self.fsdp, self.deepspeed = fsdp.is_fsdp(accelerator), deepspeed_zero.is_deepspeed(accelerator)
+        if self.fsdp or self.deepspeed:
+            accelerator.print((fsdp if self.fsdp else deepspeed_zero).sharding_summary(self.task, accelerator))
         self.stop_requested = False
 
     # -- main loop -------------------------------------------------------------------------------------
@@ -161,7 +163,7 @@ class _Loop:
                 tick = time.perf_counter()
             if self.val_set:
                 val_loss = self.evaluate(state)
-        return TrainResult(state, val_loss, full_trainable_state(self.task) if self.fsdp else None)
+        return TrainResult(state, val_loss, self._gathered_trainable() if self.fsdp or self.deepspeed else None)
 
     def _windows(self, state: TrainState):
         """Yield lists of micro-batches, one list per optimizer step, from the saved position onwards."""
@@ -207,19 +209,22 @@ class _Loop:
         if self.acc.num_processes > 1:
             counts = self.acc.reduce(counts.to(self.acc.device), "sum").cpu()
         n_tokens, n_inputs = int(counts[0]), int(counts[1])
-        scale = self.acc.num_processes  # DDP and FSDP average gradients over ranks; undo it to keep the token-mean
+        scale = self.acc.num_processes  # DDP, FSDP and ZeRO average gradients over ranks; undo it: token-mean
         total = torch.zeros((), device=self.acc.device)
         for i, (batch, _) in enumerate(window):
             batch = {k: v.to(self.acc.device, non_blocking=True) for k, v in batch.items()}
             sync = i == len(window) - 1
             with (nullcontext() if sync else self.acc.no_sync(self.task)), self.acc.autocast():
                 loss = self.task(batch, max(n_tokens, 1)) * scale
-            self.acc.backward(loss)
+            # DeepSpeed reduces, clips and steps inside the last backward of the window.
+            with deepspeed_zero.micro_batch(self.acc, last=sync) if self.deepspeed else nullcontext():
+                self.acc.backward(loss)
             total += loss.detach() / scale
         if self.cfg.max_grad_norm:
+            # Under DeepSpeed this returns the norm its step just clipped with.
             norm = self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
             self.grad_norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: on every rank
-        self.optimizer.step()
+        self.optimizer.step()  # a no-op under DeepSpeed (stepped above)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         return total * n_tokens, n_tokens, n_inputs
@@ -272,22 +277,39 @@ class _Loop:
 
     def _save(self, state: TrainState) -> None:
         self.acc.wait_for_everyone()
-        if self.fsdp:  # gathering the shards is a collective: every rank takes part, rank 0 receives
-            trainable = full_trainable_state(self.task)
-            optimizer_state = full_optimizer_state(self.task, self.optimizer.optimizer)
-        elif self.acc.is_main_process:
+        main = self.acc.is_main_process
+        if self.deepspeed:  # every rank writes its optimizer partition into the staging folder first
+            if main:
+                start_staging(self.run_dir, state.step)
+            self.acc.wait_for_everyone()
+            deepspeed_zero.save_engine_state(self.task, staging_folder(self.run_dir, state.step))
+            trainable, optimizer_state = deepspeed_zero.full_trainable_state(self.task), None
+        elif self.fsdp:  # gathering the shards is a collective: every rank takes part, rank 0 receives
+            trainable = fsdp.full_trainable_state(self.task)
+            optimizer_state = fsdp.full_optimizer_state(self.task, self.optimizer.optimizer)
+        elif main:
             trainable, optimizer_state = trainable_state(self._model()), self.optimizer.state_dict()
-        if self.acc.is_main_process:
-            save_checkpoint(self.run_dir, trainable, optimizer_state, self.scheduler, state, self.cfg.keep_checkpoints)
+        if main:
+            save_checkpoint(self.run_dir, trainable, optimizer_state, self.scheduler, state, self.cfg.keep_checkpoints,
+                            staged=self.deepspeed)
         self.acc.wait_for_everyone()
+
+    def _gathered_trainable(self) -> dict:
+        """The trained tensors, whole, from a sharded model (a collective: every rank calls it)."""
+        return (deepspeed_zero if self.deepspeed else fsdp).full_trainable_state(self.task)
 
     def _restore(self) -> TrainState:
         checkpoints = complete_checkpoints(self.run_dir)
         if not checkpoints:
             raise TunesmithError(f"--resume: no complete checkpoint in {self.run_dir / 'checkpoints'}")
         trainable, optimizer_state, state = load_checkpoint(checkpoints[-1], self.scheduler)
-        if self.fsdp:  # every rank read the whole checkpoint and keeps its own shard of it
-            load_full_state(self.task, self.optimizer.optimizer, trainable, optimizer_state)
+        if optimizer_state is None and not self.deepspeed:
+            raise ConfigError(f"--resume: {checkpoints[-1]} was written under distributed.strategy: deepspeed; "
+                              "resume it with that strategy and the same --nproc")
+        if self.deepspeed:  # each rank reads its own optimizer partition
+            deepspeed_zero.load_engine_state(self.task, checkpoints[-1], self.acc.num_processes)
+        elif self.fsdp:  # every rank read the whole checkpoint and keeps its own shard of it
+            fsdp.load_full_state(self.task, self.optimizer.optimizer, trainable, optimizer_state)
         else:
             load_trainable_state(self._model(), trainable)
             self.optimizer.load_state_dict(optimizer_state)
@@ -330,7 +352,9 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     for p in model.parameters():
         if p.requires_grad:
             (decay if p.ndim >= 2 else no_decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # No empty groups: DeepSpeed drops them from the optimizer, leaving the scheduler with one lr too many.
+    return [group for group in groups if group["params"]]
 
 
 def _ppl(loss: float) -> float:
