@@ -79,6 +79,18 @@ def load_checkpoint(folder: Path, scheduler) -> tuple[dict[str, torch.Tensor], d
     return load_file(folder / "trainable.safetensors"), optimizer_state, state
 
 
+STRATEGY_NAMES = {"ddp": "one process or DDP", "fsdp": "distributed.strategy: fsdp",
+                  "deepspeed": "distributed.strategy: deepspeed (and resumes with the same --nproc)"}
+
+
+def written_under(optimizer_state: dict | None) -> str:
+    """Which strategy wrote a checkpoint's optimizer state: DeepSpeed keeps its own files, FSDP keys by name."""
+    if optimizer_state is None:
+        return "deepspeed"
+    first = next((params[0] for group in optimizer_state.get("param_groups", []) if (params := group["params"])), 0)
+    return "fsdp" if isinstance(first, str) else "ddp"
+
+
 def _rng_state() -> dict:
     version, internal, gauss = random.getstate()
     state = {"torch": torch.get_rng_state(), "python": list(internal), "python_version": version, "gauss": gauss}

@@ -29,7 +29,8 @@ from tunesmith.methods.llm import load_trainable_state, trainable_state
 from tunesmith.train import deepspeed_zero, fsdp
 from tunesmith.train.batching import EpochBatchSampler
 from tunesmith.train.checkpoint import (
-    TrainState, complete_checkpoints, load_checkpoint, save_checkpoint, staging_folder, start_staging,
+    STRATEGY_NAMES, TrainState, complete_checkpoints, load_checkpoint, save_checkpoint, staging_folder,
+    start_staging, written_under,
 )
 from tunesmith.train.loss import IGNORE_INDEX, causal_lm_loss, count_label_tokens
 from tunesmith.train.metrics_log import MetricsLog
@@ -303,9 +304,10 @@ class _Loop:
         if not checkpoints:
             raise TunesmithError(f"--resume: no complete checkpoint in {self.run_dir / 'checkpoints'}")
         trainable, optimizer_state, state = load_checkpoint(checkpoints[-1], self.scheduler)
-        if optimizer_state is None and not self.deepspeed:
-            raise ConfigError(f"--resume: {checkpoints[-1]} was written under distributed.strategy: deepspeed; "
-                              "resume it with that strategy and the same --nproc")
+        written, running = written_under(optimizer_state), self._strategy()
+        if written != running:
+            raise ConfigError(f"--resume: {checkpoints[-1]} was written under {STRATEGY_NAMES[written]}; resume it "
+                              f"with the same (this run uses {STRATEGY_NAMES[running]})")
         if self.deepspeed:  # each rank reads its own optimizer partition
             deepspeed_zero.load_engine_state(self.task, checkpoints[-1], self.acc.num_processes)
         elif self.fsdp:  # every rank read the whole checkpoint and keeps its own shard of it
@@ -314,6 +316,9 @@ class _Loop:
             load_trainable_state(self._model(), trainable)
             self.optimizer.load_state_dict(optimizer_state)
         return state
+
+    def _strategy(self) -> str:
+        return "deepspeed" if self.deepspeed else "fsdp" if self.fsdp else "ddp"
 
     def _model(self) -> nn.Module:
         return self.acc.unwrap_model(self.task).model
