@@ -215,3 +215,33 @@ def test_a_batch_smaller_than_the_world_still_trains_every_rank(tiny_run_config,
     steps = [r for r in read_metrics(tmp_path / "odd" / "metrics.jsonl") if r["type"] == "train"]
     assert len(steps) == 8 and all(r["loss"] == r["loss"] for r in steps)  # 22 examples / 3 -> 8 steps, no NaN
     assert sum(r["tokens_per_s"] > 0 for r in steps) == 8
+
+
+SIGNAL_RANK_1_AT_STEP_3 = """
+import os, signal, sys
+from tunesmith.config.load import load_config
+from tunesmith.run import run
+
+def stop_one_rank(state):
+    if state.step == 3 and os.environ["RANK"] == "1":
+        os.kill(os.getpid(), signal.SIGTERM)
+
+run(load_config(sys.argv[1]), on_step_end=stop_one_rank)
+"""
+
+
+def test_a_stop_signal_on_one_rank_stops_every_rank_after_a_checkpoint(tiny_run_config, tmp_path):
+    config = tiny_run_config(LORA, training={"max_steps": 50, "save_every": 1000, "eval_every": 1000},
+                             eval={"compare_base": False, "metrics": ["perplexity"]})
+    path = tmp_path / "config.yaml"
+    save_config(config, path)
+    script = tmp_path / "stop.py"
+    script.write_text(SIGNAL_RANK_1_AT_STEP_3)
+    stopped = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                              "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(path)],
+                             capture_output=True, text=True, timeout=300, env=_env())
+    assert stopped.returncode != 0
+    assert "TrainingInterrupted" in stopped.stderr
+    # The signal arrived after step 3's save decision: both ranks save step 4 together, then stop.
+    assert [p.name for p in complete_checkpoints(tmp_path / "run")] == ["step-0000004"]
+    assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3, 4]

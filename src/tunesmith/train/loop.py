@@ -153,11 +153,12 @@ class _Loop:
                 progress.update(bar, completed=state.step)
                 if state.step % self.cfg.eval_every == 0 and state.step < self.total:
                     self.evaluate(state)
-                if state.step % self.cfg.save_every == 0 or self.stop_requested:
+                stop = self._should_stop()  # agreed by every rank, so all of them join the save below
+                if state.step % self.cfg.save_every == 0 or stop:
                     self._save(state)
                 if self.on_step_end:
                     self.on_step_end(state)
-                if self._should_stop():
+                if stop:
                     raise TrainingInterrupted(
                         f"stopped at step {state.step}; checkpoint saved. Continue with: tunesmith train CONFIG --resume"
                     )
