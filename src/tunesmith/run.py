@@ -14,7 +14,6 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from rich.console import Console
 
@@ -34,7 +33,9 @@ from tunesmith.methods.llm import apply_method, load_trainable_state, parameter_
 from tunesmith.models.load import load_model_for_method, load_tokenizer, resolve_model
 from tunesmith.train.activation_memory import choose_gradient_checkpointing, probe_batch
 from tunesmith.train.cpu_attention import cpu_attention
-from tunesmith.train.distributed import check_strategy, finish_strategy, shards_model, strategy_kwargs
+from tunesmith.train.distributed import (
+    broadcast_from_main, check_strategy, finish_strategy, reset_accelerate_state, shards_model, strategy_kwargs,
+)
 from tunesmith.train.loop import largest_micro_batch_tokens, train
 from tunesmith.train.precision import resolve_precision
 
@@ -141,8 +142,8 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
         write_report(run_dir, scores, samples, meta)
         console.print(scores_table(scores))
         console.print(f"report: {run_dir / 'report.md'}")
-    accelerator.wait_for_everyone()
-    return RunSummary(run_dir, scores, output, result.val_loss)
+    # Pipelines (stages, refinement) decide on every rank from what rank 0 saved and scored.
+    return broadcast_from_main(accelerator, RunSummary(run_dir, scores, output, result.val_loss))
 
 
 def _parallelism(accelerator: Accelerator) -> str:
@@ -177,9 +178,7 @@ def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
 
 
 def make_accelerator(config: RunConfig) -> Accelerator:
-    if not torch.distributed.is_available() or not torch.distributed.is_initialized():
-        # A second run in one process (tests, method trials) may want another precision.
-        AcceleratorState._reset_state(reset_partial_state=True)
+    reset_accelerate_state()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     precision = resolve_precision(config.training.precision, device)
     kwargs = {"cpu": device.type == "cpu", **strategy_kwargs(config)}

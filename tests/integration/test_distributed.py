@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tunesmith.cli.train import argv_without_nproc
-from tunesmith.config.load import save_config
+from tunesmith.config.load import build_config, save_config
 from tunesmith.models.load import load_trained
 from tunesmith.train.checkpoint import complete_checkpoints
 from tunesmith.train.metrics_log import read_metrics
@@ -245,3 +245,33 @@ def test_a_stop_signal_on_one_rank_stops_every_rank_after_a_checkpoint(tiny_run_
     # The signal arrived after step 3's save decision: both ranks save step 4 together, then stop.
     assert [p.name for p in complete_checkpoints(tmp_path / "run")] == ["step-0000004"]
     assert [r["step"] for r in read_metrics(tmp_path / "run" / "metrics.jsonl")] == [1, 2, 3, 4]
+
+
+def test_stages_run_under_deepspeed_with_every_carry(tiny_run_config, tmp_path):
+    # A second and third Accelerator in the same processes, rank 1 continuing rank 0's adapter, rank 0 alone merging.
+    config = tiny_run_config(LORA, training={"max_steps": 2, "save_every": 100, "eval_every": 100},
+                             distributed={"strategy": "deepspeed", "zero_stage": 2},
+                             eval={"compare_base": False, "metrics": ["perplexity"]})
+    raw = config.model_dump(mode="json")
+    raw["stages"] = [{"name": "related"}, {"name": "target", "carry": "adapter"}, {"name": "polish", "carry": "merge"}]
+    path = tmp_path / "stages.yaml"
+    save_config(build_config(raw), path)
+    result = _train(path, nproc=2)
+    assert result.stdout.count("DeepSpeed ZeRO-2: optimizer state and gradients partitioned over 2 processes") == 3
+    assert "stage 2/3 target: starts from stage 1 (adapter)" in result.stdout
+    assert "stage 3/3 polish: starts from stage 2 (merge)" in result.stdout
+    assert result.stdout.count("stage 3/3") == 1  # rank 0 speaks for both
+    assert (tmp_path / "run" / "stage-2-target" / "merged" / "config.json").is_file()
+    assert (tmp_path / "run" / "report.md").is_file()
+
+
+def test_refinement_rounds_on_two_processes_decide_on_rank_0s_scores(tiny_run_config, tmp_path):
+    # perplexity on the test set is scored by rank 0 only; every rank must take the same decisions from it.
+    config = tiny_run_config(LORA, training={"max_steps": 2, "save_every": 100, "eval_every": 100},
+                             refine={"rounds": 2, "metric": "perplexity", "stop_when_no_gain": False},
+                             eval={"compare_base": False, "metrics": ["perplexity"]})
+    path = tmp_path / "refine.yaml"
+    save_config(config, path)
+    result = _train(path, nproc=2)
+    assert result.stdout.count("round 2: perplexity = ") == 1
+    assert (tmp_path / "run" / "round-2" / "adapter").is_dir()

@@ -6,10 +6,13 @@ from rich.console import Console
 
 from tunesmith.config.schema import RunConfig
 from tunesmith.run import RunSummary, run
+from tunesmith.train.distributed import is_main_process
 
 
 def run_config(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
                console: Console | None = None) -> RunSummary:
+    if not is_main_process():  # one voice: rank 0 prints for every process
+        console = Console(quiet=True)
     if config.stages:
         from tunesmith.pipelines.stages import run_stages
 

@@ -14,6 +14,7 @@ from tunesmith.evaluate.report import lower_is_better, write_report
 from tunesmith.methods.llm import is_adapter
 from tunesmith.pipelines.stages import base_raw, run_or_reuse
 from tunesmith.run import RunSummary
+from tunesmith.train.distributed import is_main_process
 
 
 def round_metric(summary: RunSummary, metric: str) -> float:
@@ -78,7 +79,8 @@ def _write_refine_report(root: Path, config: RunConfig, summaries, history, best
     scores["tuned"] = scores.pop(f"round {best + 1}")
     meta = {"pipeline": "refine", "metric": config.refine.metric, "rounds_run": len(summaries),
             "best_round": best + 1, "best": str(summaries[best].output)}
-    write_report(root, scores, [], meta)
+    if is_main_process():
+        write_report(root, scores, [], meta)
     table = Table(title="refinement rounds")
     for column in ("round", config.refine.metric, "best"):
         table.add_column(column)

@@ -18,6 +18,7 @@ from tunesmith.errors import ConfigError
 from tunesmith.evaluate.report import scores_table, write_report
 from tunesmith.methods.llm import is_adapter
 from tunesmith.run import RunSummary, run
+from tunesmith.train.distributed import is_main_process, wait_for_everyone
 
 PIPELINE_KEYS = {"stages", "refine", "output_dir", "init_adapter"}
 
@@ -85,8 +86,9 @@ def chain(previous: RunSummary, previous_config: RunConfig, mode: str) -> dict:
         from tunesmith.export.merge import export_run
 
         merged = previous.run_dir / "merged"
-        if not (merged / "config.json").is_file():
+        if is_main_process() and not (merged / "config.json").is_file():
             export_run(previous.run_dir, merged, merge=True)
+        wait_for_everyone()
         return {"model": str(merged)}
     if is_adapter(previous_config.method):
         raise ConfigError("carry: weights needs the previous stage to train full weights (full or freeze)")
@@ -136,6 +138,7 @@ def _write_pipeline_report(config: RunConfig, summaries: list[RunSummary], conso
     scores = {k: v for k, v in scores.items() if v}
     meta = {"pipeline": "stages", "stages": ", ".join(s.name for s in config.stages), "model": config.model,
             "final": str(summaries[-1].output)}
-    write_report(root, scores, [], meta)
+    if is_main_process():
+        write_report(root, scores, [], meta)
     console.print(scores_table(scores))
     return RunSummary(root, scores, summaries[-1].output, summaries[-1].val_loss)

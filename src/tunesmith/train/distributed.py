@@ -21,6 +21,27 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def is_main_process() -> bool:
+    """Rank 0, or the only process; readable before any process group exists (set by torchrun/accelerate)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def wait_for_everyone() -> None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def broadcast_from_main(accelerator, value):
+    """Rank 0's `value` on every rank (a collective)."""
+    if accelerator.num_processes == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    return broadcast_object_list([value], from_process=0)[0]
+
+
 def strategy_kwargs(config) -> dict:
     """Accelerator arguments for the configured strategy (plugins, and for DeepSpeed on CPU the device choice)."""
     dist = config.distributed
@@ -49,6 +70,20 @@ def shards_model(accelerator) -> bool:
     from accelerate.utils import DistributedType
 
     return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def reset_accelerate_state() -> None:
+    """Let the next Accelerator in this process take another precision or plugin (stages, refinement rounds, tests,
+    method trials); the process group of a multi-process run stays."""
+    import torch
+    from accelerate.state import AcceleratorState, PartialState
+    from accelerate.utils import DistributedType
+
+    distributed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    shared = PartialState._shared_state
+    if distributed and shared.get("distributed_type") == DistributedType.FSDP and not torch.cuda.is_available():
+        shared["distributed_type"] = DistributedType.MULTI_CPU  # undo _use_fsdp_on_cpu, which runs again
+    AcceleratorState._reset_state(reset_partial_state=not distributed)
 
 
 def finish_strategy(accelerator, kwargs: dict) -> None:
