@@ -34,7 +34,8 @@ from tunesmith.models.load import load_model_for_method, load_tokenizer, resolve
 from tunesmith.train.activation_memory import choose_gradient_checkpointing, probe_batch
 from tunesmith.train.cpu_attention import cpu_attention
 from tunesmith.train.distributed import (
-    broadcast_from_main, check_strategy, finish_strategy, reset_accelerate_state, shards_model, strategy_kwargs,
+    broadcast_from_main, check_strategy, finish_strategy, local_world_size, reset_accelerate_state, shards_model,
+    strategy_kwargs,
 )
 from tunesmith.train.loop import largest_micro_batch_tokens, train
 from tunesmith.train.precision import resolve_precision
@@ -95,7 +96,8 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
     model = _start_trainable(model, config, source.folder)
     use_cpu_dropout(model)
     trainable, total = parameter_counts(model)
-    need = memory.estimate(model)
+    whole = memory.estimate(model)
+    need = memory.per_process(whole, config.distributed, accelerator.num_processes, local_world_size())
     checkpointing = choose_gradient_checkpointing(
         config.training.gradient_checkpointing, model, probe_batch(train_set, collator),
         largest_micro_batch_tokens(train_set, config.training), need.total, memory.device_memory(accelerator.device),
@@ -111,7 +113,7 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
         f"{len(val_set)} validation, {len(eval_examples)} {eval_name} examples | precision "
         f"{accelerator.mixed_precision} on {accelerator.device}{_parallelism(accelerator)}"
     )
-    memory.check_fits(config.method.name, need, total, accelerator.device)
+    memory.check_fits(config.method.name, need, total, accelerator.device, loaded_weights=whole.weights)
     started = time.perf_counter()
     # Not under FSDP or DeepSpeed: their shards are made from the swapped weights and cannot be swapped back.
     fast_frozen = frozen_precision.applies_to(config.method) and not shards_model(accelerator)

@@ -22,10 +22,30 @@ class MemoryEstimate:
     weights: int
     gradients: int
     optimizer: int
+    processes: int = 1  # > 1: what one of that many data-parallel processes holds
 
     @property
     def total(self) -> int:
         return self.weights + self.gradients + self.optimizer
+
+
+def per_process(need: MemoryEstimate, distributed, world_size: int, local_world_size: int) -> MemoryEstimate:
+    """What each process holds when the strategy partitions some of the three parts across processes.
+
+    DDP partitions nothing. FSDP full_shard partitions all three (hybrid_shard within a node only);
+    shard_grad_op keeps the weights gathered through forward and backward. ZeRO-1 partitions the optimizer state,
+    ZeRO-2 also the gradients, ZeRO-3 also the weights.
+    """
+    if world_size == 1 or distributed.strategy == "ddp":
+        return need
+    if distributed.strategy == "fsdp":
+        group = local_world_size if distributed.fsdp_sharding == "hybrid_shard" else world_size
+        parts = (distributed.fsdp_sharding != "shard_grad_op", True, True)
+    else:
+        group, stage = world_size, distributed.zero_stage
+        parts = (stage == 3, stage >= 2, True)
+    sizes = (need.weights, need.gradients, need.optimizer)
+    return MemoryEstimate(*(-(-size // group) if split else size for size, split in zip(sizes, parts)), group)
 
 
 def estimate(model: nn.Module) -> MemoryEstimate:
@@ -50,20 +70,30 @@ def device_memory(device: torch.device) -> int:
     return int(info["MemAvailable"].split()[0]) * 1024
 
 
-def check_fits(method_name: str, need: MemoryEstimate, total_params: int, device: torch.device) -> None:
+def check_fits(method_name: str, need: MemoryEstimate, total_params: int, device: torch.device,
+               loaded_weights: int = 0) -> None:
+    """`loaded_weights`: bytes of the whole model, which every process loads before a strategy partitions it."""
     have = device_memory(device)
-    if need.total <= have:
+    if max(need.total, loaded_weights) <= have:
         return
     where = "this GPU has" if device.type == "cuda" else "this machine has"
+    if need.total <= have:
+        raise TunesmithError(
+            f"{method_name} fits when partitioned (~{need.total / GIB:.1f} GiB per process), but every process first "
+            f"loads the whole model (~{loaded_weights / GIB:.1f} GiB) and {where} {have / GIB:.1f} GiB available; "
+            "try method.name: qlora, or a smaller precision for the weights"
+        )
     # LoRA keeps fp32 weights with a tiny trainable set; QLoRA packs the base weights to ~4.5 bits.
     lora = total_params * 4
     hint = "lora" if lora * 1.1 < have else "qlora" if total_params * 0.6 < have else "a smaller model"
+    per = f" per process (partitioned over {need.processes})" if need.processes > 1 else ""
     raise TunesmithError(
-        f"{method_name} needs ~{need.total / GIB:.1f} GiB for weights, gradients and optimizer state; {where} "
+        f"{method_name} needs ~{need.total / GIB:.1f} GiB{per} for weights, gradients and optimizer state; {where} "
         f"{have / GIB:.1f} GiB available; try method.name: {hint}"
     )
 
 
 def describe(need: MemoryEstimate) -> str:
-    return (f"~{need.total / GIB:.2f} GiB (weights {need.weights / GIB:.2f} + gradients {need.gradients / GIB:.2f} "
-            f"+ optimizer {need.optimizer / GIB:.2f})")
+    per = f" per process of {need.processes}" if need.processes > 1 else ""
+    return (f"~{need.total / GIB:.2f} GiB{per} (weights {need.weights / GIB:.2f} + gradients "
+            f"{need.gradients / GIB:.2f} + optimizer {need.optimizer / GIB:.2f})")

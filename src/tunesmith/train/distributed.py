@@ -21,6 +21,11 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def local_world_size() -> int:
+    """Processes on this machine (torchrun and accelerate set it)."""
+    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+
+
 def is_main_process() -> bool:
     """Rank 0, or the only process; readable before any process group exists (set by torchrun/accelerate)."""
     return os.environ.get("RANK", "0") == "0"
