@@ -111,7 +111,7 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
         f"~{checkpointing.activation_bytes / memory.GIB:.2f} GiB | gradient checkpointing "
         f"{'on' if checkpointing.enabled else 'off'} ({checkpointing.reason}) | {len(train_set)} train, "
         f"{len(val_set)} validation, {len(eval_examples)} {eval_name} examples | precision "
-        f"{accelerator.mixed_precision} on {accelerator.device}{_parallelism(accelerator)}"
+        f"{_precision(accelerator)} on {accelerator.device}{_parallelism(accelerator)}"
     )
     memory.check_fits(config.method.name, need, total, accelerator.device, loaded_weights=whole.weights)
     started = time.perf_counter()
@@ -139,13 +139,17 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
             "max_new_tokens": config.eval.max_new_tokens, "train_steps": result.state.step,
             "train_tokens": result.state.tokens_seen, "train_seconds": round(train_seconds, 1),
             "final_val_loss": result.val_loss, "trainable_params": trainable, "total_params": total,
-            "precision": accelerator.mixed_precision,
+            "precision": _precision(accelerator),
         }
         write_report(run_dir, scores, samples, meta)
         console.print(scores_table(scores))
         console.print(f"report: {run_dir / 'report.md'}")
     # Pipelines (stages, refinement) decide on every rank from what rank 0 saved and scored.
     return broadcast_from_main(accelerator, RunSummary(run_dir, scores, output, result.val_loss))
+
+
+def _precision(accelerator: Accelerator) -> str:
+    return "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision  # accelerate says "no"
 
 
 def _parallelism(accelerator: Accelerator) -> str:

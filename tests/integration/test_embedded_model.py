@@ -22,7 +22,7 @@ def test_demo_config_trains_a_few_steps_and_reports(tmp_path):
     summary = run(config)
     report = json.loads((summary.run_dir / "report.json").read_text())
     assert report["base"]["n"] == report["tuned"]["n"] == 2
-    assert report["meta"]["precision"] in ("bf16", "no")
+    assert report["meta"]["precision"] in ("bf16", "fp32")
     model, tokenizer = load_trained(summary.run_dir)
     prompt = tokenizer.apply_chat_template([{"role": "user", "content": "How do I cook rice?"}], tokenize=False,
                                            add_generation_prompt=True)
