@@ -23,9 +23,15 @@ ENGINE_DIR = "deepspeed"  # inside a checkpoint folder
 TAG = "zero"
 
 
-def require_deepspeed() -> None:
-    if not torch.cuda.is_available():  # say so, instead of DeepSpeed warning on import that it found no GPU
+def quiet_on_cpu() -> None:
+    """Without CUDA, name DeepSpeed's accelerator, or its import (by accelerate or peft too, whatever the strategy)
+    warns that it found no GPU."""
+    if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
+def require_deepspeed() -> None:
+    quiet_on_cpu()
     try:
         import deepspeed  # noqa: F401
     except ImportError:

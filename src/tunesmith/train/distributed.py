@@ -14,7 +14,7 @@ import sys
 
 from tunesmith.errors import ConfigError
 from tunesmith.train.deepspeed_zero import accelerator_kwargs as deepspeed_accelerator_kwargs
-from tunesmith.train.deepspeed_zero import deepspeed_plugin, load_whole_weights, require_deepspeed
+from tunesmith.train.deepspeed_zero import deepspeed_plugin, load_whole_weights, quiet_on_cpu, require_deepspeed
 
 
 def world_size() -> int:
@@ -50,6 +50,7 @@ def broadcast_from_main(accelerator, value):
 def strategy_kwargs(config) -> dict:
     """Accelerator arguments for the configured strategy (plugins, and for DeepSpeed on CPU the device choice)."""
     dist = config.distributed
+    quiet_on_cpu()
     if world_size() == 1 or dist.strategy == "ddp":
         return {}
     if dist.strategy == "fsdp":
