@@ -67,16 +67,19 @@ def complete_checkpoints(run_dir: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.name.startswith(PREFIX) and (p / "state.json").is_file())
 
 
-def load_checkpoint(folder: Path, scheduler) -> tuple[dict[str, torch.Tensor], dict | None, TrainState]:
-    """Restore the scheduler and the random state; return (trainable tensors, optimizer state or None if the
-    optimizer saved its own files, position) for the caller to load into its model and optimizer."""
+def load_checkpoint(folder: Path, scheduler) -> tuple[dict | None, TrainState]:
+    """Restore the scheduler and the random state; return (optimizer state, or None if the optimizer saved its own
+    files; position). The trained tensors are read with `load_trainable` by strategies that need them."""
     # Our own files, read with weights_only so even a tampered checkpoint cannot execute code.
     optimizer_file = folder / "optimizer.pt"
     optimizer_state = torch.load(optimizer_file, weights_only=True) if optimizer_file.is_file() else None
     scheduler.load_state_dict(torch.load(folder / "scheduler.pt", weights_only=True))
     _set_rng_state(torch.load(folder / "rng.pt", weights_only=True))
-    state = TrainState(**json.loads((folder / "state.json").read_text()))
-    return load_file(folder / "trainable.safetensors"), optimizer_state, state
+    return optimizer_state, TrainState(**json.loads((folder / "state.json").read_text()))
+
+
+def load_trainable(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(folder / "trainable.safetensors")
 
 
 STRATEGY_NAMES = {"ddp": "one process or DDP", "fsdp": "distributed.strategy: fsdp",

@@ -13,12 +13,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from accelerate.utils import DistributedType
 from torch import nn
 
 from tunesmith.errors import ConfigError
+from tunesmith.train.fsdp import PREFIX
 
-PREFIX = "model."  # CausalLMTask keeps the model as `self.model`
 ENGINE_DIR = "deepspeed"  # inside a checkpoint folder
 TAG = "zero"
 
@@ -75,10 +74,6 @@ def load_whole_weights() -> None:
     unset_hf_deepspeed_config()
 
 
-def is_deepspeed(accelerator) -> bool:
-    return accelerator.distributed_type == DistributedType.DEEPSPEED
-
-
 @contextmanager
 def micro_batch(accelerator, last: bool):
     """Tell accelerate's DeepSpeed backward whether this micro-batch ends the window: only then does the engine
@@ -92,13 +87,18 @@ def micro_batch(accelerator, last: bool):
 
 
 def full_trainable_state(engine) -> dict[str, torch.Tensor]:
-    """The trainable tensors as the fp32 master weights, whole, on every rank (collective: every rank calls it)."""
+    """The trainable tensors as the fp32 master weights, whole, on rank 0; the others get an empty dict
+    (collective: every rank calls it, each tensor is assembled on every rank)."""
+    import torch.distributed as dist
     from deepspeed.utils import safe_get_full_fp32_param
 
+    keep = dist.get_rank() == 0
     state = {}
     for name, param in engine.module.named_parameters():
         if param.requires_grad:
-            state[name[len(PREFIX):]] = safe_get_full_fp32_param(param).detach().to("cpu", torch.float32).clone()
+            whole = safe_get_full_fp32_param(param)
+            if keep:
+                state[name[len(PREFIX):]] = whole.detach().to("cpu", torch.float32).clone()
     return state
 
 

@@ -71,11 +71,17 @@ def strategy_kwargs(config) -> dict:
     return {"deepspeed_plugin": deepspeed_plugin(config, world_size()), **deepspeed_accelerator_kwargs()}
 
 
-def shards_model(accelerator) -> bool:
-    """FSDP and DeepSpeed own the model's weights once prepared (sharded, partitioned or recast)."""
+def strategy_name(accelerator) -> str:
+    """'fsdp' or 'deepspeed' when that strategy runs, else 'ddp' (which covers one process)."""
     from accelerate.utils import DistributedType
 
-    return accelerator.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+    return {DistributedType.FSDP: "fsdp", DistributedType.DEEPSPEED: "deepspeed"}.get(accelerator.distributed_type,
+                                                                                     "ddp")
+
+
+def shards_model(accelerator) -> bool:
+    """FSDP and DeepSpeed own the model's weights once prepared (sharded, partitioned or recast)."""
+    return strategy_name(accelerator) != "ddp"
 
 
 def reset_accelerate_state() -> None:

@@ -8,14 +8,9 @@ empty dicts. Names are those of the wrapped model (the task's `model.` prefix re
 from __future__ import annotations
 
 import torch
-from accelerate.utils import DistributedType
 from torch import nn
 
 PREFIX = "model."  # CausalLMTask keeps the model as `self.model`
-
-
-def is_fsdp(accelerator) -> bool:
-    return accelerator.distributed_type == DistributedType.FSDP
 
 
 def _options(**kwargs):

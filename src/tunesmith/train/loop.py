@@ -18,7 +18,6 @@ from typing import Callable
 import torch
 from accelerate import Accelerator
 from torch import nn
-from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
 from tunesmith.config.schema import TrainingConfig
@@ -28,9 +27,10 @@ from tunesmith.errors import ConfigError, TunesmithError
 from tunesmith.methods.llm import load_trainable_state, trainable_state
 from tunesmith.train import deepspeed_zero, fsdp
 from tunesmith.train.batching import EpochBatchSampler
+from tunesmith.train.distributed import strategy_name
 from tunesmith.train.checkpoint import (
-    STRATEGY_NAMES, TrainState, complete_checkpoints, load_checkpoint, save_checkpoint, staging_folder,
-    start_staging, written_under,
+    STRATEGY_NAMES, TrainState, complete_checkpoints, load_checkpoint, load_trainable, save_checkpoint,
+    staging_folder, start_staging, written_under,
 )
 from tunesmith.train.loss import IGNORE_INDEX, causal_lm_loss, count_label_tokens
 from tunesmith.train.metrics_log import MetricsLog
@@ -125,9 +125,12 @@ class _Loop:
         self.scheduler = scheduler
         # After prepare: FSDP replaces the parameters with sharded ones.
         self.params = [p for p in self.task.parameters() if p.requires_grad]
-        self.fsdp, self.deepspeed = fsdp.is_fsdp(accelerator), deepspeed_zero.is_deepspeed(accelerator)
-        if self.fsdp or self.deepspeed:
-            accelerator.print((fsdp if self.fsdp else deepspeed_zero).sharding_summary(self.task, accelerator))
+        self.strategy = strategy_name(accelerator)
+        self.deepspeed = self.strategy == "deepspeed"
+        # The module that reads and writes the trained tensors of a partitioned model (None: every rank has them).
+        self.sharded = {"fsdp": fsdp, "deepspeed": deepspeed_zero}.get(self.strategy)
+        if self.sharded:
+            accelerator.print(self.sharded.sharding_summary(self.task, accelerator))
         self.stop_requested = False
 
     # -- main loop -------------------------------------------------------------------------------------
@@ -165,7 +168,8 @@ class _Loop:
                 tick = time.perf_counter()
             if self.val_set:
                 val_loss = self.evaluate(state)
-        return TrainResult(state, val_loss, self._gathered_trainable() if self.fsdp or self.deepspeed else None)
+        trainable = self.sharded.full_trainable_state(self.task) if self.sharded else None  # collective
+        return TrainResult(state, val_loss, trainable)
 
     def _windows(self, state: TrainState):
         """Yield lists of micro-batches, one list per optimizer step, from the saved position onwards."""
@@ -286,7 +290,7 @@ class _Loop:
             self.acc.wait_for_everyone()
             deepspeed_zero.save_engine_state(self.task, staging_folder(self.run_dir, state.step))
             trainable, optimizer_state = deepspeed_zero.full_trainable_state(self.task), None
-        elif self.fsdp:  # gathering the shards is a collective: every rank takes part, rank 0 receives
+        elif self.strategy == "fsdp":  # gathering the shards is a collective: every rank takes part, rank 0 receives
             trainable = fsdp.full_trainable_state(self.task)
             optimizer_state = fsdp.full_optimizer_state(self.task, self.optimizer.optimizer)
         elif main:
@@ -296,30 +300,24 @@ class _Loop:
                             staged=self.deepspeed)
         self.acc.wait_for_everyone()
 
-    def _gathered_trainable(self) -> dict:
-        """The trained tensors, whole, from a sharded model (a collective: every rank calls it)."""
-        return (deepspeed_zero if self.deepspeed else fsdp).full_trainable_state(self.task)
-
     def _restore(self) -> TrainState:
         checkpoints = complete_checkpoints(self.run_dir)
         if not checkpoints:
             raise TunesmithError(f"--resume: no complete checkpoint in {self.run_dir / 'checkpoints'}")
-        trainable, optimizer_state, state = load_checkpoint(checkpoints[-1], self.scheduler)
-        written, running = written_under(optimizer_state), self._strategy()
-        if written != running:
-            raise ConfigError(f"--resume: {checkpoints[-1]} was written under {STRATEGY_NAMES[written]}; resume it "
-                              f"with the same (this run uses {STRATEGY_NAMES[running]})")
-        if self.deepspeed:  # each rank reads its own optimizer partition
-            deepspeed_zero.load_engine_state(self.task, checkpoints[-1], self.acc.num_processes)
-        elif self.fsdp:  # every rank read the whole checkpoint and keeps its own shard of it
-            fsdp.load_full_state(self.task, self.optimizer.optimizer, trainable, optimizer_state)
+        folder = checkpoints[-1]
+        optimizer_state, state = load_checkpoint(folder, self.scheduler)
+        written = written_under(optimizer_state)
+        if written != self.strategy:
+            raise ConfigError(f"--resume: {folder} was written under {STRATEGY_NAMES[written]}; resume it with the "
+                              f"same (this run uses {STRATEGY_NAMES[self.strategy]})")
+        if self.deepspeed:  # each rank reads its own partition of the weights and optimizer state
+            deepspeed_zero.load_engine_state(self.task, folder, self.acc.num_processes)
+        elif self.strategy == "fsdp":  # every rank reads the whole checkpoint and keeps its own shard of it
+            fsdp.load_full_state(self.task, self.optimizer.optimizer, load_trainable(folder), optimizer_state)
         else:
-            load_trainable_state(self._model(), trainable)
+            load_trainable_state(self._model(), load_trainable(folder))
             self.optimizer.load_state_dict(optimizer_state)
         return state
-
-    def _strategy(self) -> str:
-        return "deepspeed" if self.deepspeed else "fsdp" if self.fsdp else "ddp"
 
     def _model(self) -> nn.Module:
         return self.acc.unwrap_model(self.task).model
