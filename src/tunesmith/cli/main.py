@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import typer
 from rich.console import Console
 
-from tunesmith.cli import chat, export, generate, methods, quiet, train
+from tunesmith.cli import quiet
 from tunesmith.errors import TunesmithError
 
+# One module per verb under tunesmith.cli, each with register(app); listed in help order.
+VERBS = (
+    "train",
+    "generate",
+    "chat",
+    "export",
+    "methods",
+)
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune LLMs on your own data, locally.")
-for verb in (train, generate, chat, export, methods):
-    verb.register(app)
+for verb in VERBS:
+    importlib.import_module(f"tunesmith.cli.{verb}").register(app)
 
 
 def main() -> None:
