@@ -101,3 +101,13 @@ def tiny_run_config(tmp_path, tiny_model_dir, chat_data):
         return build_config(raw)
 
     return make
+
+
+# Whole modules that start processes (torchrun, the CLI in a subprocess, trial children): `make test-fast` skips them.
+SLOW_MODULES = {"test_distributed.py", "test_interrupt.py", "test_method_trials.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

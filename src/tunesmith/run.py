@@ -1,7 +1,8 @@
-"""`run(config)`: the one entry point the CLI, the Python API and (later) sweeps and the server call.
+"""`run(config)`: the one entry point. The CLI, the Python API, the pipelines, sweeps and the server call it.
 
-Flow: resolve model and data -> score the base model -> apply the method -> train -> save -> score the
-tuned model on the same examples -> write report.json / report.md.
+A config with `stages:` or `refine:` runs its pipeline (pipelines/), whose every stage or round is one single run.
+A single run: resolve model and data -> score the base model -> apply the method -> train -> save -> score the
+tuned model on the same examples -> write report.json / report.md. Every phase emits events (events.py).
 """
 
 from __future__ import annotations
@@ -17,9 +18,8 @@ from accelerate import Accelerator
 from accelerate.utils import set_seed
 from rich.console import Console
 
-from tunesmith.config.load import save_config
+from tunesmith import events as ev
 from tunesmith.config.schema import RunConfig
-from tunesmith.data.collate import PaddingCollator
 from tunesmith.data.splits import load_run_data
 from tunesmith.data.system_prompt import save_system_prompt, training_system_prompt
 from tunesmith.data.token_cache import encode_cached
@@ -27,45 +27,103 @@ from tunesmith.data.tokenize import generation_prompt, text_blocks
 from tunesmith.errors import TunesmithError
 from tunesmith.evaluate.compare import question_of, score_model
 from tunesmith.evaluate.report import scores_table, write_report
-from tunesmith.methods import frozen_precision, memory
+from tunesmith.methods import frozen_precision, memory, registry
+from tunesmith.methods.apply import apply_method, save_final
 from tunesmith.methods.cpu_dropout import use_cpu_dropout
-from tunesmith.methods.llm import apply_method, load_trainable_state, parameter_counts, save_final
+from tunesmith.methods.parameters import load_trainable_state, parameter_counts
+from tunesmith.models.family import model_family
 from tunesmith.models.load import load_model_for_method, load_tokenizer, resolve_model
-from tunesmith.train.activation_memory import choose_gradient_checkpointing, probe_batch
-from tunesmith.train.cpu_attention import cpu_attention
+from tunesmith.provenance import config_text, write_provenance
+from tunesmith.tasks.causal_lm.activation_memory import choose_gradient_checkpointing, probe_batch
+from tunesmith.tasks.causal_lm.cpu_attention import cpu_attention
+from tunesmith.tasks.causal_lm.task import CausalLMTask, largest_micro_batch_tokens
 from tunesmith.train.distributed import (
-    broadcast_from_main, check_strategy, finish_strategy, local_world_size, reset_accelerate_state, shards_model,
-    strategy_kwargs,
+    broadcast_from_main, check_strategy, finish_strategy, is_main_process, local_world_size, reset_accelerate_state,
+    shards_model, strategy_kwargs,
 )
-from tunesmith.train.loop import largest_micro_batch_tokens, train
+from tunesmith.train.loop import CancelToken, TrainingInterrupted, train
+from tunesmith.train.metrics_log import MetricsLog
 from tunesmith.train.precision import resolve_precision
+from tunesmith.train.progress import TrainingProgress
 
 REPORT_SAMPLES = 3
 NO_TRUNCATION = 2**31 - 1
 
 
 @dataclass
-class RunSummary:
+class RunResult:
     run_dir: Path
     scores: dict
-    output: Path  # the adapter/ or model/ folder
-    val_loss: float | None = None
+    output: Path  # the adapter/ or model/ folder (of the best round, or the last stage)
+    val_loss: float | None = None  # final validation loss
+    report: Path | None = None  # report.md, where one was written
 
 
 def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, console: Console | None = None,
-        on_step_end=None) -> RunSummary:
+        on_event=None, cancel: CancelToken | None = None, on_step_end=None) -> RunResult:
+    """Run what the config says; `on_event` receives every event (main process only), `cancel` stops the run after
+    a checkpoint. Raises TunesmithError (one clear message) for user mistakes, TrainingInterrupted when stopped."""
+    main = is_main_process()  # one voice: rank 0 prints and emits for every process
     console = console or Console()
+    if not main:
+        console = Console(quiet=True)
+    events = ev.EventStream([on_event] if on_event and main else [])
+    progress = TrainingProgress(console)
+    events.subscribe(progress)
+    try:
+        if config.stages:
+            from tunesmith.pipelines.stages import run_stages
+
+            result = run_stages(config, resume=resume, overwrite=overwrite, console=console, events=events,
+                                cancel=cancel)
+        elif config.refine:
+            from tunesmith.pipelines.refine import run_refine
+
+            result = run_refine(config, resume=resume, overwrite=overwrite, console=console, events=events,
+                                cancel=cancel)
+        else:
+            result = run_one(config, resume=resume, overwrite=overwrite, console=console, events=events,
+                             cancel=cancel, on_step_end=on_step_end)
+    except TrainingInterrupted:
+        raise  # the loop has emitted run_interrupted
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, TunesmithError) else f"{type(exc).__name__}: {exc}"
+        events.emit(ev.RunFailed(message=message))
+        raise
+    finally:
+        progress.close()
+    events.emit(ev.RunFinished(run_dir=result.run_dir, output=result.output, scores=result.scores,
+                               val_loss=result.val_loss))
+    return result
+
+
+def run_one(config: RunConfig, *, resume: bool, overwrite: bool, console: Console, events: ev.EventStream,
+            cancel: CancelToken | None = None, on_step_end=None) -> RunResult:
+    """One training run (a whole single-run config, or one stage or round of a pipeline)."""
+    method = registry.of(config.method)
+    registry.check_family(method, model_family(config.model), config.model)
     accelerator = make_accelerator(config)
     main = accelerator.is_main_process
     run_dir = Path(config.output_dir)
-    if main:  # only rank 0 touches files and prints; the others wait until the folder is ready
+    if main:  # only rank 0 touches files; the others wait until the folder is ready
         _prepare_run_dir(run_dir, resume, overwrite)
-        save_config(config, run_dir / "config.yaml")
-    else:
-        console = Console(quiet=True)
+        write_provenance(run_dir, config)
     accelerator.wait_for_everyone()
-    set_seed(config.training.seed)
+    subscribers = [MetricsLog(run_dir / "metrics.jsonl"), *_trackers(config, run_dir)] if main else []
+    for subscriber in subscribers:
+        events.subscribe(subscriber)
+    try:
+        return _train_and_score(config, method, accelerator, run_dir, resume, console, events, cancel, on_step_end)
+    finally:
+        for subscriber in subscribers:
+            events.unsubscribe(subscriber)
+            getattr(subscriber, "close", lambda: None)()
 
+
+def _train_and_score(config, method, accelerator, run_dir, resume, console, events, cancel, on_step_end):
+    main = accelerator.is_main_process
+    events.emit(ev.RunStarted(run_dir=run_dir, config=config.model_dump(mode="json")))
+    set_seed(config.training.seed)
     source = resolve_model(config.model, config.allow_pickle)
     tokenizer = load_tokenizer(source, config.trust_remote_code)
     data = load_run_data(config.data)
@@ -81,71 +139,93 @@ def run(config: RunConfig, *, resume: bool = False, overwrite: bool = False, con
 
     model = load_model_for_method(source, config.method, config.trust_remote_code, accelerator.device,
                                   accelerator.mixed_precision)
-    collator = PaddingCollator(tokenizer.pad_token_id)
+    task = CausalLMTask(model, train_set, val_set, tokenizer.pad_token_id)
     metrics = config.eval.metrics
     if data.format == "text":  # raw text has no prompt/answer pairs to generate from: perplexity only
         metrics = [m for m in metrics if m == "perplexity"]
     score = lambda m: score_model(  # noqa: E731
-        m, tokenizer, eval_examples, eval_set, collator, metrics,
+        m, tokenizer, eval_examples, eval_set, task.eval_collator(), metrics,
         config.eval.max_new_tokens, config.eval.batch_size, accelerator.autocast,
     )
-    base_scores, base_answers = _base_scores(run_dir, model, score, resume, console, main, eval_name) if (
+    base_scores, base_answers = _base_scores(run_dir, model, score, resume, console, main, eval_examples, events) if (
         config.eval.compare_base and eval_examples) else (None, [])
 
     set_seed(config.training.seed)  # the method's initialisation must not depend on whether the base was scored
     model = _start_trainable(model, config, source.folder)
+    task.model = model
     use_cpu_dropout(model)
     trainable, total = parameter_counts(model)
     whole = memory.estimate(model)
     need = memory.per_process(whole, config.distributed, accelerator.num_processes, local_world_size())
     checkpointing = choose_gradient_checkpointing(
-        config.training.gradient_checkpointing, model, probe_batch(train_set, collator),
+        config.training.gradient_checkpointing, model, probe_batch(train_set, task.eval_collator()),
         largest_micro_batch_tokens(train_set, config.training), need.total, memory.device_memory(accelerator.device),
-        allowed=config.method.name != "prefix_tuning", autocast=accelerator.autocast,
+        allowed=method.gradient_checkpointing, autocast=accelerator.autocast,
     )
     if checkpointing.enabled:
         _enable_gradient_checkpointing(model)
+    plan = {
+        "method": method.name, "model": config.model, "trainable": trainable, "total": total,
+        "memory_gib": round(need.total / memory.GIB, 3),
+        "activations_gib": round(checkpointing.activation_bytes / memory.GIB, 3),
+        "gradient_checkpointing": checkpointing.enabled, "precision": _precision(accelerator),
+        "device": str(accelerator.device), "processes": accelerator.num_processes,
+        "train": len(train_set), "validation": len(val_set), eval_name: len(eval_examples),
+    }
     console.print(
-        f"[bold]plan[/]: {config.method.name} on {config.model} | trainable {trainable:,} / {total:,} "
-        f"({100 * trainable / total:.2f}%) | memory {memory.describe(need)} + activations "
-        f"~{checkpointing.activation_bytes / memory.GIB:.2f} GiB | gradient checkpointing "
+        f"[bold]plan[/]: {method.name} on {config.model} | trainable {trainable:,} / {total:,} "
+        f"({100 * trainable / total:.2f}%) | lr {config.training.learning_rate:g} | memory {memory.describe(need)} + "
+        f"activations ~{checkpointing.activation_bytes / memory.GIB:.2f} GiB | gradient checkpointing "
         f"{'on' if checkpointing.enabled else 'off'} ({checkpointing.reason}) | {len(train_set)} train, "
         f"{len(val_set)} validation, {len(eval_examples)} {eval_name} examples | precision "
         f"{_precision(accelerator)} on {accelerator.device}{_parallelism(accelerator)}"
     )
-    memory.check_fits(config.method.name, need, total, accelerator.device, loaded_weights=whole.weights)
+    events.emit(ev.Planned(plan=plan))
+    memory.check_fits(method.name, need, total, accelerator.device, loaded_weights=whole.weights)
     started = time.perf_counter()
     # Not under FSDP or DeepSpeed: their shards are made from the swapped weights and cannot be swapped back.
     fast_frozen = frozen_precision.applies_to(config.method) and not shards_model(accelerator)
     with (frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
           cpu_attention(model, accelerator.device)):
-        result = train(model, train_set, val_set, tokenizer.pad_token_id, config.training, run_dir, accelerator,
-                       resume=resume, on_step_end=on_step_end)
+        result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
+                       checkpoint_files={"config.yaml": config_text(config)}, on_step_end=on_step_end)
     train_seconds = time.perf_counter() - started
-    model = accelerator.unwrap_model(model)
+    model = task.model
     if result.trainable is not None:  # the trained model is sharded: rank 0 saves and scores a whole copy
         model = _whole_model(source, config, accelerator, result.trainable) if main else None
         result.trainable = None  # now in the model: do not hold a second copy while scoring
     output = save_final(model, tokenizer, config.method, run_dir) if main else run_dir
+    if main:
+        write_provenance(output, config)
 
     scores: dict = {}
+    report = None
     if main and eval_examples:
         console.print(f"scoring the tuned model on {len(eval_examples)} {eval_name} examples ...")
         tuned_scores, tuned_answers = score(model)
         scores = {"base": base_scores, "tuned": tuned_scores} if base_scores else {"tuned": tuned_scores}
         samples = _samples(eval_examples[:REPORT_SAMPLES], tokenizer, base_answers, tuned_answers)
         meta = {
-            "model": config.model, "method": config.method.name, "eval_set": eval_name,
+            "model": config.model, "method": method.name, "eval_set": eval_name,
             "max_new_tokens": config.eval.max_new_tokens, "train_steps": result.state.step,
             "train_tokens": result.state.tokens_seen, "train_seconds": round(train_seconds, 1),
             "final_val_loss": result.val_loss, "trainable_params": trainable, "total_params": total,
             "precision": _precision(accelerator),
         }
-        write_report(run_dir, scores, samples, meta)
+        _, report = write_report(run_dir, scores, samples, meta)
+        events.emit(ev.Scores(scores=scores))
         console.print(scores_table(scores))
-        console.print(f"report: {run_dir / 'report.md'}")
+        console.print(f"report: {report}")
     # Pipelines (stages, refinement) decide on every rank from what rank 0 saved and scored.
-    return broadcast_from_main(accelerator, RunSummary(run_dir, scores, output, result.val_loss))
+    return broadcast_from_main(accelerator, RunResult(run_dir, scores, output, result.val_loss, report))
+
+
+def _trackers(config: RunConfig, run_dir: Path) -> list:
+    if config.training.report_to == "tensorboard":
+        from tunesmith.train.tensorboard_log import TensorBoardLog
+
+        return [TensorBoardLog(run_dir / "tensorboard")]
+    return []
 
 
 def _precision(accelerator: Accelerator) -> str:
@@ -208,15 +288,17 @@ def _encode(examples, fmt: str, tokenizer, config: RunConfig, console: Console) 
     return encoded
 
 
-def _base_scores(run_dir: Path, model, score, resume: bool, console: Console, main: bool, eval_name: str):
+def _base_scores(run_dir: Path, model, score, resume: bool, console: Console, main: bool, eval_examples, events):
     cache = run_dir / "base_scores.json"
     if resume and cache.is_file():
         saved = json.loads(cache.read_text())
         return saved["scores"], saved["answers"]
     if not main:
         return None, []
-    console.print(f"scoring the base model on the {eval_name} examples ...")
+    console.print(f"scoring the base model on {len(eval_examples)} held-out examples ...")
+    events.emit(ev.BaseScoringStarted(n=len(eval_examples)))
     scores, answers = score(model)
+    events.emit(ev.BaseScoringFinished(scores=scores))
     cache.write_text(json.dumps({"scores": scores, "answers": answers}))
     return scores, answers
 

@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from tunesmith.config.load import build_config
 from tunesmith.config.schema import RefineConfig
-from tunesmith.pipelines.dispatch import run_config
+from tunesmith.run import run as run_config
 from tunesmith.pipelines.refine import best_round, should_stop
 
 QUICK_EVAL = {"compare_base": False, "metrics": ["perplexity"]}

@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from tunesmith.cli import quiet
+from tunesmith import offline
 from tunesmith.errors import TunesmithError
 
 # One module per verb under tunesmith.cli, each with register(app); listed in help order.
@@ -26,7 +26,7 @@ for verb in VERBS:
 
 
 def main() -> None:
-    quiet.configure()
+    offline.configure()
     try:
         # Without standalone mode click returns a typer.Exit code instead of exiting with it (e.g. a failed
         # --nproc worker group), so pass it on.

@@ -21,10 +21,11 @@ def register(app: typer.Typer) -> None:
 
         from tunesmith.config.load import load_config
         from tunesmith.errors import ConfigError
-        from tunesmith.pipelines.method_trials import TRIAL_METHODS, run_trials
+        from tunesmith.pipelines.method_trials import run_trials, trial_methods
 
-        methods = [m.strip() for m in only.split(",")] if only else list(TRIAL_METHODS)
-        unknown = [m for m in methods if m not in TRIAL_METHODS]
+        available = trial_methods()
+        methods = [m.strip() for m in only.split(",")] if only else available
+        unknown = [m for m in methods if m not in available]
         if unknown:
-            raise ConfigError(f"--only: unknown method {unknown[0]!r}; choose from {', '.join(TRIAL_METHODS)}")
+            raise ConfigError(f"--only: unknown method {unknown[0]!r}; choose from {', '.join(available)}")
         run_trials(load_config(config, list(set_ or [])), methods, steps, Console())

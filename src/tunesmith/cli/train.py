@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fine-tune as the config says (one run, stages or refinement rounds); score base and tuned on the same test set."""
         from tunesmith.config.load import load_config
-        from tunesmith.pipelines.dispatch import run_config
+        from tunesmith.run import run
         from tunesmith.train.distributed import launch_local, preflight, world_size
 
         overrides = list(set_ or [])
@@ -44,4 +44,4 @@ def register(app: typer.Typer) -> None:
         if nproc > 1 and world_size() == 1:
             preflight(loaded)
             raise typer.Exit(launch_local(nproc, argv_without_nproc(sys.argv[1:])))
-        run_config(loaded, resume=resume, overwrite=overwrite)
+        run(loaded, resume=resume, overwrite=overwrite)

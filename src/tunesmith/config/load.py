@@ -14,15 +14,17 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tunesmith.config.schema import METHOD_MODELS, RunConfig
+from tunesmith.config.schema import RunConfig
+from tunesmith.errors import ConfigError
+from tunesmith.methods import registry
 
 DEFAULT_METHOD = "lora"
-from tunesmith.errors import ConfigError
 
 DATA_PATH_KEYS = ("train", "validation", "test")
 
 
-def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+def load_config(path: str | Path, overrides=()) -> RunConfig:
+    """`overrides`: "key=value" strings as --set takes them, or a mapping of dotted keys to values."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -32,8 +34,7 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of keys (model, data, method, ...)")
-    for item in overrides:
-        apply_override(raw, item)
+    apply_overrides(raw, overrides)
     _resolve_data_paths(raw, path.parent)
     return build_config(raw, source=str(path))
 
@@ -47,19 +48,33 @@ def build_config(raw: dict, source: str = "config") -> RunConfig:
         raise ConfigError(explain(exc, source)) from None
 
 
+def apply_overrides(raw: dict, overrides) -> None:
+    if isinstance(overrides, dict):
+        for key, value in overrides.items():
+            set_key(raw, key, value)
+    else:
+        for item in overrides:
+            apply_override(raw, item)
+
+
 def apply_override(raw: dict, item: str) -> None:
     """Apply one `a.b.c=value`; the value is parsed as YAML so numbers, booleans and lists get their types."""
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.epochs=2")
-    parts = key.strip().split(".")
+    set_key(raw, key.strip(), yaml.safe_load(value) if value.strip() else None)
+
+
+def set_key(raw: dict, key: str, value: Any) -> None:
+    """Set a dotted key (`training.epochs`) in raw config data, creating sections on the way."""
+    parts = key.split(".")
     node = raw
     for part in parts[:-1]:
         child = node.setdefault(part, {})
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {item!r}: '{part}' is a value, not a section")
+            raise ConfigError(f"override {key!r}: '{part}' is a value, not a section")
         node = child
-    node[parts[-1]] = yaml.safe_load(value) if value.strip() else None
+    node[parts[-1]] = value
 
 
 def _resolve_data_paths(raw: dict, base: Path) -> None:
@@ -75,61 +90,64 @@ def _resolve_data_paths(raw: dict, base: Path) -> None:
 
 
 def save_config(config: RunConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+    from tunesmith.provenance import config_text
+
+    Path(path).write_text(config_text(config))
 
 
 def explain(exc: ValidationError, source: str) -> str:
     """Turn pydantic's errors into lines that name the key path and what would be right."""
+    methods = {m.name: m.options for m in registry.methods()}
     lines = [f"{source}: invalid configuration"]
     for error in exc.errors():
         loc = [str(p) for p in error["loc"]]
-        key = ".".join(_user_path(loc))
+        key = ".".join(_user_path(loc, methods))
         kind = error["type"]
         if kind == "extra_forbidden":
-            lines.append(f"  {key}: unknown key{_other_method_hint(loc) or _suggestion(loc)}")
+            lines.append(f"  {key}: unknown key{_other_method_hint(loc, methods) or _suggestion(loc, methods)}")
         elif not loc:  # a rule across sections: the message says which keys
             lines.append(f"  {error['msg'].removeprefix('Value error, ')}")
         elif kind == "missing":
             lines.append(f"  {key}: required key is missing")
         elif kind == "union_tag_invalid":
             lines.append(
-                f"  {key}.name: unknown method '{error['ctx']['tag']}'; expected one of {', '.join(METHOD_MODELS)}"
+                f"  {key}.name: unknown method '{error['ctx']['tag']}'; expected one of {', '.join(methods)}"
             )
         else:
             lines.append(f"  {key}: {error['msg'][0].lower()}{error['msg'][1:]} (got {error.get('input')!r})")
     return "\n".join(lines)
 
 
-def _user_path(loc: list[str]) -> list[str]:
+def _user_path(loc: list[str], methods: dict) -> list[str]:
     # The method union adds its tag ('lora', 'full', ...) to the location; users never write it.
-    if len(loc) >= 2 and loc[0] == "method" and loc[1] in METHOD_MODELS:
+    if len(loc) >= 2 and loc[0] == "method" and loc[1] in methods:
         return [loc[0], *loc[2:]]
     return loc
 
 
-def _other_method_hint(loc: list[str]) -> str:
+def _other_method_hint(loc: list[str], methods: dict) -> str:
     """`bits` on lora: say which methods take that key instead of guessing a near spelling."""
-    if len(loc) != 3 or loc[0] != "method" or loc[1] not in METHOD_MODELS:
+    if len(loc) != 3 or loc[0] != "method" or loc[1] not in methods:
         return ""
-    owners = [name for name, model in METHOD_MODELS.items() if loc[2] in model.model_fields]
+    owners = [name for name, model in methods.items() if loc[2] in model.model_fields]
     return f" for method {loc[1]}; it is an option of {', '.join(owners)}" if owners else ""
 
 
-def _suggestion(loc: list[str]) -> str:
-    valid = _valid_keys(loc[:-1])
+def _suggestion(loc: list[str], methods: dict) -> str:
+    valid = _valid_keys(loc[:-1], methods)
     close = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.6)
-    prefix = _user_path(loc[:-1])
+    prefix = _user_path(loc[:-1], methods)
     if close:
         return f"; did you mean '{'.'.join(prefix + close)}'?"
     return f"; valid keys here: {', '.join(sorted(valid))}" if valid else ""
 
 
-def _valid_keys(parent: list[str]) -> list[str]:
+def _valid_keys(parent: list[str], methods: dict) -> list[str]:
     """Keys accepted at a pydantic location; after `method`, pydantic puts the method's tag, which picks its model."""
     model: type[BaseModel] | None = RunConfig
     for i, part in enumerate(parent):
-        if parent[:i] == ["method"] and part in METHOD_MODELS:
-            model = METHOD_MODELS[part]
+        if parent[:i] == ["method"] and part in methods:
+            model = methods[part]
         elif parent[: i + 1] != ["method"]:
             field = model.model_fields.get(part)
             nested = field.annotation if field else None

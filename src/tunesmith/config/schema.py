@@ -8,31 +8,17 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-# The method section lives in its own module; re-exported here because callers import it from the schema.
-from tunesmith.config.methods import (  # noqa: F401
-    DEFAULT_LEARNING_RATE,
-    METHOD_MODELS,
-    PEFT_METHODS,
-    FreezeMethod,
-    FullMethod,
-    IA3Method,
-    LoraMethod,
-    MethodConfig,
-    PrefixTuningMethod,
-    PromptTuningMethod,
-    PTuningMethod,
-    QLoraMethod,
-)
+from pydantic import Field, model_validator
 
 from tunesmith.config.pipeline import DistributedConfig, RefineConfig, StageConfig
+from tunesmith.config.section import Section
+from tunesmith.methods import registry
+from tunesmith.methods.llm.lora import LoraMethod
+
+# The `method:` section: every registered method's options, tagged by `name` (methods/registry.py).
+MethodConfig = registry.options_union()
 
 EMBEDDED_DEFAULT = "smollm2-135m-instruct"
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class DataConfig(Section):
@@ -64,6 +50,7 @@ class TrainingConfig(Section):
     save_every: int = Field(100, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     log_every: int = Field(10, ge=1)
+    report_to: Literal["none", "tensorboard"] = Field("none", description="also log to TensorBoard (run_dir/tensorboard)")
     train_on: Literal["completions", "all"] = "completions"
     group_by_length: bool = Field(True, description="batch examples of similar length together (less padding)")
     packing: bool = Field(False, description="padding-free packing of examples into one row per micro-batch")
@@ -100,10 +87,9 @@ class RunConfig(Section):
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
 
     @model_validator(mode="after")
-    def _prefix_tuning_without_checkpointing(self) -> "RunConfig":
-        # transformers drops the prefix key/value cache under gradient checkpointing, so attention shapes break.
-        if self.method.name == "prefix_tuning" and self.training.gradient_checkpointing is True:
-            raise ValueError("prefix_tuning cannot train with training.gradient_checkpointing: true; turn it off")
+    def _checkpointing_allowed(self) -> "RunConfig":
+        if self.training.gradient_checkpointing is True and not registry.of(self.method).gradient_checkpointing:
+            raise ValueError(f"{self.method.name} cannot train with training.gradient_checkpointing: true; turn it off")
         return self
 
     @model_validator(mode="after")
@@ -115,5 +101,5 @@ class RunConfig(Section):
     @model_validator(mode="after")
     def _method_defaults(self) -> "RunConfig":
         if self.training.learning_rate is None:
-            self.training.learning_rate = DEFAULT_LEARNING_RATE[self.method.name]
+            self.training.learning_rate = registry.of(self.method).learning_rate
         return self

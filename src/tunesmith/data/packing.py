@@ -3,7 +3,7 @@
 transformers (masking_utils.find_packed_sequence_indices) turns position_ids that restart at 0 into a
 block-diagonal causal mask for sdpa, eager and flex attention, and flash-attention derives its varlen
 boundaries from them. The detection only runs when attention_mask is None AND there is no KV cache, so
-every forward over a packed batch must pass use_cache=False (train.loss does); with the default
+every forward over a packed batch must pass use_cache=False (tasks/causal_lm/loss.py does); with the default
 use_cache=True the model silently attends across examples.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Sampler
 
-IGNORE_INDEX = -100
+from tunesmith.data.tokenize import IGNORE_INDEX
 
 
 class PackingCollator:

@@ -8,28 +8,25 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 
-import torch
-
 from tunesmith.data.formats import Example
 from tunesmith.data.tokenize import generation_prompt
 from tunesmith.evaluate.generate import generate_texts
 from tunesmith.evaluate.metrics import perplexity, text_metrics
-from tunesmith.train.loss import causal_lm_loss, count_label_tokens
+from tunesmith.tasks.causal_lm.loss import count_label_tokens
+from tunesmith.tasks.causal_lm.task import CausalLMLoss
+from tunesmith.train.evaluation import summed_loss
 
 
-@torch.no_grad()
 def mean_token_loss(model, encoded: list[dict], collator, batch_size: int, autocast=nullcontext) -> float:
+    """Token-mean cross-entropy over the trained (reference) tokens of `encoded`, in order, in eval mode."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    total, tokens = 0.0, 0
-    for start in range(0, len(encoded), batch_size):
-        batch = {k: v.to(device) for k, v in collator(encoded[start : start + batch_size]).items()}
-        with autocast():
-            total += float(causal_lm_loss(model, batch, num_label_tokens=1))
-        tokens += count_label_tokens(batch["labels"])
+    batches = (collator(encoded[start : start + batch_size]) for start in range(0, len(encoded), batch_size))
+    total, tokens = summed_loss(CausalLMLoss(model), ((b, count_label_tokens(b["labels"])) for b in batches), device,
+                                autocast)
     model.train(was_training)
-    return total / max(tokens, 1)
+    return float(total) / max(tokens, 1)
 
 
 def score_model(

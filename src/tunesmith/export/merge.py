@@ -106,6 +106,8 @@ def export_run(
             else:
                 model.save_pretrained(staging, safe_serialization=True)
                 tokenizer.save_pretrained(staging)
+        # Provenance: the run's resolved config (headed by the tunesmith version that trained it) travels along.
+        shutil.copyfile(run_dir / "config.yaml", staging / "config.yaml")
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -18,14 +18,11 @@ from torch import nn
 COMPUTE_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def applies_to(method) -> bool:
-    """Adapter methods only (full/freeze train whole weights, which need fp32 masters), and not where the adapter
-    is derived from the base weights: DoRA's magnitudes, PiSSA/OLoRA's initialisation and save conversion."""
-    from tunesmith.methods.llm import is_adapter
+def applies_to(options) -> bool:
+    """The method's own rule (methods/registry.py): adapter methods whose adapter is not derived from the base."""
+    from tunesmith.methods import registry
 
-    if not is_adapter(method):
-        return False
-    return not getattr(method, "dora", False) and getattr(method, "init", "default") not in ("pissa", "olora")
+    return registry.of(options).fast_frozen_weights(options)
 
 
 def frozen_linears(model: nn.Module) -> list[nn.Linear]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from tunesmith.config.methods import MUTATING_INITS, LoraOptions
+from tunesmith.methods.llm.lora import MUTATING_INITS, LoraOptions
 
 INITIAL_ADAPTER = "tunesmith_initial_adapter"
 WEIGHTS_FILE = "adapter_model.safetensors"

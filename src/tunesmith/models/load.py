@@ -10,10 +10,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunesmith.config.methods import QLoraMethod
 from tunesmith.errors import ModelError
 from tunesmith.cache import cache_root
 from tunesmith.models.embedded import EMBEDDED_ALIAS, convert_gguf, embedded_model_dir
+from tunesmith.methods import registry
 from tunesmith.models.quantize import bnb_config
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -112,7 +112,7 @@ def load_model_for_method(
     `mixed_precision` is accelerate's resolved value ('no', 'bf16', 'fp16'); qlora's compute_dtype 'auto'
     follows it.
     """
-    if not isinstance(method, QLoraMethod):
+    if not registry.of(method).quantized_base(method):
         return load_causal_lm(source, trust_remote_code).to(device)
     # Quantising while loading never holds the whole model in full precision; device_map quantises each
     # weight directly on the device it trains on.

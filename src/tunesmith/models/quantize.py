@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from tunesmith.config.methods import QLoraMethod
+from tunesmith.methods.llm.qlora import QLoraMethod
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 # accelerate's mixed_precision value -> the dtype the 4-bit matmuls should compute in

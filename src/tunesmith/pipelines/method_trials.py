@@ -18,16 +18,20 @@ from rich.table import Table
 
 from tunesmith.config.load import build_config, load_config, save_config
 from tunesmith.config.schema import RunConfig
+from tunesmith.methods import registry
 from tunesmith.pipelines.stages import base_raw
 
-TRIAL_METHODS = ("full", "freeze", "lora", "qlora", "ia3", "prompt_tuning", "prefix_tuning", "p_tuning")
 RESULT = "trial.json"
+
+
+def trial_methods(family: str = "llm") -> list[str]:
+    return registry.names(family)
 
 
 def trial_config(config: RunConfig, method: str, steps: int, root: Path) -> RunConfig:
     raw = base_raw(config)
-    lora_knobs = {k: v for k, v in raw["method"].items() if k in ("r", "alpha", "dropout", "target_modules")}
-    raw["method"] = {"name": method, **(lora_knobs if method in ("lora", "qlora") else {})}
+    knobs = registry.get(method).trial_knobs  # e.g. lora and qlora share the user's rank and targets
+    raw["method"] = {"name": method, **{k: v for k, v in raw["method"].items() if k in knobs}}
     raw["training"].update(max_steps=steps, learning_rate=None, eval_every=10**9, save_every=10**9,
                            log_every=max(1, steps // 4))
     raw["data"]["test"] = None
@@ -73,10 +77,10 @@ def trials_table(rows: list[dict]) -> Table:
 
 def _trial_child(config_path: str) -> None:
     """Run one trial and write its measurements next to it (called in a fresh process)."""
-    from tunesmith.cli import quiet
+    from tunesmith import offline
     from tunesmith.run import run
 
-    quiet.configure()
+    offline.configure()
     config = load_config(config_path)
     summary = run(config, overwrite=True, console=Console(quiet=True))
     meta = json.loads((summary.run_dir / "report.json").read_text())["meta"]

@@ -8,23 +8,25 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from tunesmith import events as ev
 from tunesmith.config.load import build_config
 from tunesmith.config.schema import RefineConfig, RunConfig
+from tunesmith.errors import ConfigError
 from tunesmith.evaluate.report import lower_is_better, write_report
-from tunesmith.methods.llm import is_adapter
+from tunesmith.methods.apply import is_adapter
 from tunesmith.pipelines.stages import base_raw, run_or_reuse
-from tunesmith.run import RunSummary
+from tunesmith.run import RunResult
 from tunesmith.train.distributed import is_main_process
 
 
-def round_metric(summary: RunSummary, metric: str) -> float:
+def round_metric(result: RunResult, metric: str) -> float:
     if metric == "val_loss":
-        if summary.val_loss is None:
-            raise ValueError("refine.metric val_loss needs validation data (data.validation or validation_split > 0)")
-        return summary.val_loss
-    tuned = summary.scores.get("tuned", {})
+        if result.val_loss is None:
+            raise ConfigError("refine.metric: val_loss needs validation data (data.validation or validation_split > 0)")
+        return result.val_loss
+    tuned = result.scores.get("tuned", {})
     if metric not in tuned:
-        raise ValueError(f"refine.metric '{metric}' was not scored; add it to eval.metrics and give data.test")
+        raise ConfigError(f"refine.metric: '{metric}' was not scored; add it to eval.metrics and give data.test")
     return tuned[metric]
 
 
@@ -43,32 +45,33 @@ def best_round(history: list[float], metric: str) -> int:
     return min(range(len(history)), key=lambda i: history[i] if lower else -history[i])
 
 
-def run_refine(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
-               console: Console | None = None) -> RunSummary:
-    console = console or Console()
+def run_refine(config: RunConfig, *, resume: bool = False, overwrite: bool = False, console: Console,
+               events: ev.EventStream, cancel=None) -> RunResult:
     refine, root = config.refine, Path(config.output_dir)
-    summaries: list[RunSummary] = []
+    results: list[RunResult] = []
     history: list[float] = []
     for index in range(refine.rounds):
         raw = base_raw(config)
         raw["output_dir"] = str(root / f"round-{index + 1}")
         raw["training"]["learning_rate"] = config.training.learning_rate * refine.lr_decay**index
-        if summaries:
-            previous = summaries[-1]
+        if results:
+            previous = results[-1]
             raw.update({"init_adapter": str(previous.output)} if is_adapter(config.method) else {"model": str(previous.output)})
-        summary = run_or_reuse(build_config(raw), resume, overwrite, console)
-        summaries.append(summary)
-        history.append(round_metric(summary, refine.metric))
+        events.emit(ev.RoundStarted(index=index + 1, total=refine.rounds))
+        result = run_or_reuse(build_config(raw), resume, overwrite, console, events, cancel)
+        results.append(result)
+        history.append(round_metric(result, refine.metric))
+        events.emit(ev.RoundFinished(index=index + 1, total=refine.rounds, metric=refine.metric, value=history[-1]))
         console.print(f"[bold]round {index + 1}[/]: {refine.metric} = {history[-1]:.4f}")
         if should_stop(history, refine):
             console.print(f"round {index + 1} did not improve {refine.metric}; stopping")
             break
     best = best_round(history, refine.metric)
-    _write_refine_report(root, config, summaries, history, best, console)
-    return RunSummary(root, summaries[best].scores, summaries[best].output, summaries[best].val_loss)
+    report = _write_refine_report(root, config, results, history, best, console)
+    return RunResult(root, results[best].scores, results[best].output, results[best].val_loss, report)
 
 
-def _write_refine_report(root: Path, config: RunConfig, summaries, history, best: int, console: Console) -> None:
+def _write_refine_report(root: Path, config: RunConfig, summaries, history, best: int, console: Console):
     scores: dict = {}
     if summaries[0].scores.get("base"):
         scores["base"] = summaries[0].scores["base"]
@@ -79,11 +82,11 @@ def _write_refine_report(root: Path, config: RunConfig, summaries, history, best
     scores["tuned"] = scores.pop(f"round {best + 1}")
     meta = {"pipeline": "refine", "metric": config.refine.metric, "rounds_run": len(summaries),
             "best_round": best + 1, "best": str(summaries[best].output)}
-    if is_main_process():
-        write_report(root, scores, [], meta)
+    report = write_report(root, scores, [], meta)[1] if is_main_process() else None
     table = Table(title="refinement rounds")
     for column in ("round", config.refine.metric, "best"):
         table.add_column(column)
     for i, value in enumerate(history):
         table.add_row(str(i + 1), f"{value:.4f}", "*" if i == best else "")
     console.print(table)
+    return report

@@ -12,13 +12,16 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tunesmith import events as ev
 from tunesmith.config.load import build_config
 from tunesmith.config.schema import RunConfig, StageConfig
 from tunesmith.errors import ConfigError
 from tunesmith.evaluate.report import scores_table, write_report
-from tunesmith.methods.llm import is_adapter
-from tunesmith.run import RunSummary, run
+from tunesmith.methods.apply import is_adapter
+from tunesmith.run import RunResult, run_one
 from tunesmith.train.distributed import is_main_process, wait_for_everyone
+
+RESULT = "result.json"  # written into a finished stage or round, so a resumed pipeline reuses it as it was
 
 PIPELINE_KEYS = {"stages", "refine", "output_dir", "init_adapter"}
 
@@ -76,7 +79,7 @@ def carry_mode(stage: StageConfig, previous: RunConfig, current: RunConfig) -> s
     return "adapter" if previous.method == current.method else "merge"
 
 
-def chain(previous: RunSummary, previous_config: RunConfig, mode: str) -> dict:
+def chain(previous: RunResult, previous_config: RunConfig, mode: str) -> dict:
     """Config changes that make a stage start from the previous stage's result."""
     if mode == "adapter":
         if not is_adapter(previous_config.method):
@@ -95,50 +98,54 @@ def chain(previous: RunSummary, previous_config: RunConfig, mode: str) -> dict:
     return {"model": str(previous.output)}
 
 
-def run_stages(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
-               console: Console | None = None) -> RunSummary:
-    console = console or Console()
+def run_stages(config: RunConfig, *, resume: bool = False, overwrite: bool = False, console: Console,
+               events: ev.EventStream, cancel=None) -> RunResult:
     configs = stage_configs(config)
-    summaries: list[RunSummary] = []
+    results: list[RunResult] = []
+    total = len(configs)
     for i, (stage, stage_config) in enumerate(zip(config.stages, configs)):
-        if summaries:
+        if results:
             mode = carry_mode(stage, configs[i - 1], stage_config)
-            updates = chain(summaries[-1], configs[i - 1], mode)
+            updates = chain(results[-1], configs[i - 1], mode)
             stage_config = build_config({**stage_config.model_dump(mode="json"), **updates})
             configs[i] = stage_config
-            console.print(f"[bold]stage {i + 1}/{len(configs)}[/] {stage.name}: starts from stage {i} ({mode})")
+            console.print(f"[bold]stage {i + 1}/{total}[/] {stage.name}: starts from stage {i} ({mode})")
         else:
-            console.print(f"[bold]stage 1/{len(configs)}[/] {stage.name}")
-        summaries.append(run_or_reuse(stage_config, resume, overwrite, console))
-    return _write_pipeline_report(config, summaries, console)
+            console.print(f"[bold]stage 1/{total}[/] {stage.name}")
+        events.emit(ev.StageStarted(index=i + 1, total=total, name=stage.name))
+        results.append(run_or_reuse(stage_config, resume, overwrite, console, events, cancel))
+        events.emit(ev.StageFinished(index=i + 1, total=total, name=stage.name, scores=results[-1].scores))
+    return _write_pipeline_report(config, results, console)
 
 
-def run_or_reuse(config: RunConfig, resume: bool, overwrite: bool, console: Console) -> RunSummary:
+def run_or_reuse(config: RunConfig, resume: bool, overwrite: bool, console: Console, events: ev.EventStream,
+                 cancel=None) -> RunResult:
     """On --resume, finished stages are reused and the interrupted one continues from its checkpoint."""
     run_dir = Path(config.output_dir)
-    report = run_dir / "report.json"
-    if resume and report.is_file():
-        output = run_dir / ("adapter" if is_adapter(config.method) else "model")
-        scores = {k: v for k, v in json.loads(report.read_text()).items() if k in ("base", "tuned")}
+    if resume and (run_dir / RESULT).is_file():
         console.print(f"  {run_dir.name} already finished; reusing it")
-        return RunSummary(run_dir, scores, output)
+        saved = json.loads((run_dir / RESULT).read_text())
+        return RunResult(run_dir, saved["scores"], Path(saved["output"]), saved["val_loss"])
     has_checkpoint = (run_dir / "checkpoints").is_dir()
-    return run(config, resume=resume and has_checkpoint, overwrite=overwrite or (resume and not has_checkpoint),
-               console=console)
+    result = run_one(config, resume=resume and has_checkpoint, overwrite=overwrite or (resume and not has_checkpoint),
+                     console=console, events=events, cancel=cancel)
+    if is_main_process():
+        saved = {"scores": result.scores, "output": str(result.output), "val_loss": result.val_loss}
+        (run_dir / RESULT).write_text(json.dumps(saved, indent=2))
+    return result
 
 
-def _write_pipeline_report(config: RunConfig, summaries: list[RunSummary], console: Console) -> RunSummary:
+def _write_pipeline_report(config: RunConfig, results: list[RunResult], console: Console) -> RunResult:
     root = Path(config.output_dir)
     scores: dict = {}
-    if summaries[0].scores.get("base"):
-        scores["base"] = summaries[0].scores["base"]
-    for stage, summary in zip(config.stages[:-1], summaries[:-1]):
-        scores[f"after {stage.name}"] = summary.scores.get("tuned")
-    scores["tuned"] = summaries[-1].scores.get("tuned")
+    if results[0].scores.get("base"):
+        scores["base"] = results[0].scores["base"]
+    for stage, result in zip(config.stages[:-1], results[:-1]):
+        scores[f"after {stage.name}"] = result.scores.get("tuned")
+    scores["tuned"] = results[-1].scores.get("tuned")
     scores = {k: v for k, v in scores.items() if v}
     meta = {"pipeline": "stages", "stages": ", ".join(s.name for s in config.stages), "model": config.model,
-            "final": str(summaries[-1].output)}
-    if is_main_process():
-        write_report(root, scores, [], meta)
+            "final": str(results[-1].output)}
+    report = write_report(root, scores, [], meta)[1] if is_main_process() else None
     console.print(scores_table(scores))
-    return RunSummary(root, scores, summaries[-1].output, summaries[-1].val_loss)
+    return RunResult(root, scores, results[-1].output, results[-1].val_loss, report)

@@ -42,9 +42,11 @@ def start_staging(run_dir: Path, step: int) -> Path:
 
 
 def save_checkpoint(run_dir: Path, trainable: dict[str, torch.Tensor], optimizer_state: dict | None, scheduler,
-                    state: TrainState, keep: int, staged: bool = False) -> Path:
-    """`trainable`: the trainable tensors by name (methods.llm.trainable_state); `optimizer_state`: a state_dict, or
-    None when the optimizer wrote its own files into the staging folder first (`staged`, DeepSpeed)."""
+                    state: TrainState, keep: int, staged: bool = False,
+                    extra_files: dict[str, str] | None = None) -> Path:
+    """`trainable`: the trainable tensors by name (methods.parameters.trainable_state); `optimizer_state`: a
+    state_dict, or None when the optimizer wrote its own files into the staging folder first (`staged`, DeepSpeed);
+    `extra_files`: text files (name -> content) written into the checkpoint before it is complete."""
     tmp = staging_folder(run_dir, state.step) if staged else start_staging(run_dir, state.step)
     final = run_dir / "checkpoints" / f"{PREFIX}{state.step:07d}"
     save_file(trainable, tmp / "trainable.safetensors")
@@ -52,6 +54,8 @@ def save_checkpoint(run_dir: Path, trainable: dict[str, torch.Tensor], optimizer
         torch.save(optimizer_state, tmp / "optimizer.pt")
     torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
     torch.save(_rng_state(), tmp / "rng.pt")
+    for name, text in (extra_files or {}).items():
+        (tmp / name).write_text(text)
     (tmp / "state.json").write_text(json.dumps(asdict(state)))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)

@@ -1,14 +1,16 @@
-"""The one training loop: every method trains through it (LLM today; diffusion tasks plug in the same way).
+"""The one training loop: every method and every model family trains through it.
 
-A *task* is an nn.Module whose forward turns a batch into a loss; wrapping the loss in the module means
-data-parallel wrappers (DDP/FSDP/DeepSpeed via accelerate) see the whole computation. The loop owns accumulation,
-clipping, scheduling, mixed precision, evaluation, checkpointing, resume and guards.
+It trains a *task* (train/task.py), which batches its examples and whose loss module turns a batch into a loss;
+the loss module is what accelerate prepares, so DDP/FSDP/DeepSpeed wrap the whole computation. The loop owns
+accumulation, clipping, scheduling, mixed precision, evaluation, checkpointing, resume, stop requests (signals or a
+cancel token) and the training events.
 """
 
 from __future__ import annotations
 
 import math
 import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -17,43 +19,42 @@ from typing import Callable
 
 import torch
 from accelerate import Accelerator
-from torch import nn
 from transformers import get_scheduler
 
+from tunesmith import events as ev
 from tunesmith.config.schema import TrainingConfig
-from tunesmith.data.collate import PaddingCollator
-from tunesmith.data.packing import PackingCollator, TokenBudgetBatchSampler
 from tunesmith.errors import ConfigError, TunesmithError
-from tunesmith.methods.llm import load_trainable_state, trainable_state
+from tunesmith.methods.parameters import load_trainable_state, trainable_state
 from tunesmith.train import deepspeed_zero, fsdp
 from tunesmith.train.batching import EpochBatchSampler
-from tunesmith.train.distributed import strategy_name
 from tunesmith.train.checkpoint import (
     STRATEGY_NAMES, TrainState, complete_checkpoints, load_checkpoint, load_trainable, save_checkpoint,
     staging_folder, start_staging, written_under,
 )
-from tunesmith.train.loss import IGNORE_INDEX, causal_lm_loss, count_label_tokens
-from tunesmith.train.metrics_log import MetricsLog
-from tunesmith.train.progress import training_progress
+from tunesmith.train.distributed import strategy_name
+from tunesmith.train.evaluation import summed_loss, to_device
+from tunesmith.train.task import Task
 
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
 
 class TrainingInterrupted(TunesmithError):
-    """Raised after SIGTERM/SIGINT once the current step is checkpointed; --resume continues from there."""
+    """Raised after a stop request (SIGTERM/SIGINT or a cancel token) once the current step is checkpointed;
+    resuming continues from there."""
 
 
-class CausalLMTask(nn.Module):
-    """Batch -> token-mean cross-entropy over trained tokens (normalised by the caller's token count)."""
+class CancelToken:
+    """Ask a running fine-tune to stop from another thread: it finishes the step, checkpoints and stops."""
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        # accelerate's FSDP wraps the classes named here, one shard unit per transformer block (works through PEFT).
-        self._no_split_modules = getattr(model, "_no_split_modules", None)
+    def __init__(self):
+        self._event = threading.Event()
 
-    def forward(self, batch: dict, num_label_tokens: int) -> torch.Tensor:
-        return causal_lm_loss(self.model, batch, num_label_tokens)
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
 
 
 @dataclass
@@ -69,59 +70,38 @@ def total_steps(micro_batches_per_epoch: int, cfg: TrainingConfig) -> int:
     return max(1, math.ceil(cfg.epochs * -(-micro_batches_per_epoch // cfg.gradient_accumulation)))
 
 
-def batch_plan(train_set: list[dict], cfg: TrainingConfig, pad_token_id: int):
-    """(batch sampler, collator) for training: padded batches of batch_size, or packed token budgets."""
-    lengths = [len(example["input_ids"]) for example in train_set]
-    if not cfg.packing:
-        sampler = EpochBatchSampler(len(train_set), cfg.batch_size, cfg.seed,
-                                    lengths=lengths if cfg.group_by_length else None)
-        return sampler, PaddingCollator(pad_token_id)
-    return TokenBudgetBatchSampler(lengths, _packing_budget(lengths, cfg), cfg.seed), PackingCollator(pad_token_id)
-
-
-def largest_micro_batch_tokens(train_set: list[dict], cfg: TrainingConfig) -> int:
-    """Token positions (padding included) of the largest micro-batch training can draw."""
-    lengths = [len(example["input_ids"]) for example in train_set]
-    if cfg.packing:
-        return max(max(lengths), _packing_budget(lengths, cfg))
-    return min(cfg.batch_size, len(lengths)) * max(lengths)
-
-
-def _packing_budget(lengths: list[int], cfg: TrainingConfig) -> int:
-    # By default a packed micro-batch holds as many tokens as an average padded batch holds real tokens,
-    # so an epoch has about as many optimizer steps as without packing and the same hyperparameters work.
-    return cfg.batch_tokens or max(max(lengths), round(cfg.batch_size * sum(lengths) / len(lengths)))
-
-
 def train(
-    model: nn.Module,
-    train_set: list[dict],
-    val_set: list[dict],
-    pad_token_id: int,
+    task: Task,
     cfg: TrainingConfig,
     run_dir: Path,
     accelerator: Accelerator,
     *,
+    events: ev.EventStream | None = None,
     resume: bool = False,
+    cancel: CancelToken | None = None,
+    checkpoint_files: dict[str, str] | None = None,
     on_step_end: Callable[[TrainState], None] | None = None,
 ) -> TrainResult:
-    loop = _Loop(model, train_set, val_set, pad_token_id, cfg, run_dir, accelerator, on_step_end)
+    """`checkpoint_files`: text files (name -> content) written into every checkpoint, e.g. its config.yaml."""
+    loop = _Loop(task, cfg, run_dir, accelerator, events or ev.EventStream(), cancel, checkpoint_files or {},
+                 on_step_end)
     return loop.run(resume)
 
 
 class _Loop:
-    def __init__(self, model, train_set, val_set, pad_token_id, cfg, run_dir, accelerator, on_step_end):
-        self.cfg, self.run_dir, self.acc, self.on_step_end = cfg, run_dir, accelerator, on_step_end
-        self.train_set, self.val_set = train_set, val_set
-        self.sampler, self.collator = batch_plan(train_set, cfg, pad_token_id)
-        self.eval_collator = PaddingCollator(pad_token_id)
+    def __init__(self, task: Task, cfg, run_dir, accelerator, events, cancel, checkpoint_files, on_step_end):
+        self.cfg, self.run_dir, self.acc, self.events = cfg, run_dir, accelerator, events
+        self.cancel, self.checkpoint_files, self.on_step_end = cancel, checkpoint_files, on_step_end
+        self.spec = task  # the task's data side; self.task is its loss module, as accelerate prepared it
+        self.sampler, self.collator = task.train_batches(cfg)
+        self.eval_collator = task.eval_collator()
         self.total = total_steps(len(self.sampler), cfg)
-        optimizer = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
+        optimizer = torch.optim.AdamW(task.param_groups(cfg.weight_decay, cfg.learning_rate), lr=cfg.learning_rate)
         warmup = cfg.warmup_steps or math.ceil(cfg.warmup_ratio * self.total)
         scheduler = get_scheduler(SCHEDULERS[cfg.lr_scheduler], optimizer, warmup, self.total)
         # The scheduler stays unprepared: accelerate would step it once per process, but our global batch is
         # split across processes, so one optimizer step is one scheduler step whatever the world size.
-        self.task, self.optimizer = accelerator.prepare(CausalLMTask(model), optimizer)
+        self.task, self.optimizer = accelerator.prepare(task.loss_module(), optimizer)
         self.scheduler = scheduler
         # After prepare: FSDP replaces the parameters with sharded ones.
         self.params = [p for p in self.task.parameters() if p.requires_grad]
@@ -132,28 +112,27 @@ class _Loop:
         if self.sharded:
             accelerator.print(self.sharded.sharding_summary(self.task, accelerator))
         self.stop_requested = False
+        self.grad_norm = None
 
     # -- main loop -------------------------------------------------------------------------------------
     def run(self, resume: bool) -> TrainResult:
         state = self._restore() if resume else TrainState()
-        log = MetricsLog(self.run_dir / "metrics.jsonl", resume_step=state.step if resume else None)
-        self.log = log if self.acc.is_main_process else None
+        self.events.emit(ev.TrainingStarted(total_steps=self.total, step=state.step, unit=self.spec.unit,
+                                            resumed=resume))
         val_loss = None
-        with _stop_signals(self), training_progress(self.acc.is_main_process) as progress:
-            bar = progress.add_task("train", total=self.total, completed=state.step, loss="-", lr="-", tps="-")
+        with _stop_signals(self):
             meter = _Meter(self._zero())
             tick = time.perf_counter()
             for window in self._windows(state):
-                loss, n_tokens, n_inputs = self._optimizer_step(window)
+                loss, n_units, n_seen = self._optimizer_step(window)
                 seconds = time.perf_counter() - tick  # collation + step; evaluation and saving excluded
-                meter.add(loss, n_tokens, n_inputs, seconds)
+                meter.add(loss, n_units, n_seen, seconds)
                 state.step += 1
-                state.tokens_seen += n_inputs
+                state.tokens_seen += n_seen
                 state.elapsed += seconds
                 if state.step % self.cfg.log_every == 0 or state.step == self.total:
-                    self._log_train(state, meter, progress, bar)
+                    self._log_train(state, meter)
                     meter = _Meter(self._zero())
-                progress.update(bar, completed=state.step)
                 if state.step % self.cfg.eval_every == 0 and state.step < self.total:
                     self.evaluate(state)
                 stop = self._should_stop()  # agreed by every rank, so all of them join the save below
@@ -162,11 +141,11 @@ class _Loop:
                 if self.on_step_end:
                     self.on_step_end(state)
                 if stop:
-                    raise TrainingInterrupted(
-                        f"stopped at step {state.step}; checkpoint saved. Continue with: tunesmith train CONFIG --resume"
-                    )
+                    message = f"stopped at step {state.step}; checkpoint saved. Continue with: tunesmith train CONFIG --resume"
+                    self.events.emit(ev.RunInterrupted(step=state.step, message=message))
+                    raise TrainingInterrupted(message)
                 tick = time.perf_counter()
-            if self.val_set:
+            if self.spec.val_set:
                 val_loss = self.evaluate(state)
         trainable = self.sharded.full_trainable_state(self.task) if self.sharded else None  # collective
         return TrainResult(state, val_loss, trainable)
@@ -181,47 +160,47 @@ class _Loop:
             for first in range(start, len(batches), ga):
                 group = batches[first : first + ga]
                 state.batches_in_epoch = first + len(group)
-                yield [self._shard(indices, self.train_set, self.collator) for indices in group]
+                yield [self._shard(indices, self.spec.train_set, self.collator) for indices in group]
                 if state.step >= self.total:
                     return
             state.epoch += 1
             state.batches_in_epoch = 0
 
-    def _shard(self, indices: list[int], examples: list[dict], collator) -> tuple[dict, int]:
-        """This rank's share of a global batch, as a CPU batch, and its count of real input tokens.
+    def _shard(self, indices: list[int], examples, collator) -> tuple[object, int, int]:
+        """This rank's share of a global batch, as a CPU batch, with its loss units and throughput units.
 
         A batch smaller than the world size leaves some ranks without examples; they still run a forward and
-        backward (every rank must join each gradient all-reduce) on a copy of the first example with no labels,
-        which adds nothing to the loss or the gradient.
+        backward (every rank must join each gradient all-reduce) on a blank copy of the first example, which adds
+        nothing to the loss or the gradient.
         """
         mine = indices[self.acc.process_index :: self.acc.num_processes]
         batch = collator([examples[i] for i in (mine or indices[:1])])
         if not mine:
-            batch["labels"].fill_(IGNORE_INDEX)
-            return batch, 0
-        return batch, real_tokens(batch)
+            return self.spec.blank(batch), 0, 0
+        counts = self.spec.counts(batch)
+        return batch, counts.loss_units, counts.throughput
 
     def _zero(self) -> torch.Tensor:
         return torch.zeros((), device=self.acc.device)
 
-    def _optimizer_step(self, window: list[tuple[dict, int]]) -> tuple[torch.Tensor, int, int]:
-        """One optimizer step over CPU batches; returns (summed token loss on device, trained tokens, input tokens).
+    def _optimizer_step(self, window: list[tuple[object, int, int]]) -> tuple[torch.Tensor, int, int]:
+        """One optimizer step over CPU batches; returns (summed loss on device, loss units, throughput units).
 
-        Token counts come from the CPU batches, so the step itself never waits on the device.
+        Counts come from the CPU batches, so the step itself never waits on the device.
         """
-        # Normalise by the trained tokens of the whole window (all ranks), so accumulation and data
-        # parallelism give the exact token-mean gradient of one big batch.
-        counts = torch.tensor([sum(count_label_tokens(b["labels"]) for b, _ in window), sum(n for _, n in window)])
+        # Normalise by the loss units of the whole window (all ranks), so accumulation and data parallelism give
+        # the exact mean gradient of one big batch.
+        counts = torch.tensor([sum(units for _, units, _ in window), sum(seen for _, _, seen in window)])
         if self.acc.num_processes > 1:
             counts = self.acc.reduce(counts.to(self.acc.device), "sum").cpu()
-        n_tokens, n_inputs = int(counts[0]), int(counts[1])
-        scale = self.acc.num_processes  # DDP, FSDP and ZeRO average gradients over ranks; undo it: token-mean
+        n_units, n_seen = int(counts[0]), int(counts[1])
+        scale = self.acc.num_processes  # DDP, FSDP and ZeRO average gradients over ranks; undo it: exact mean
         total = torch.zeros((), device=self.acc.device)
-        for i, (batch, _) in enumerate(window):
-            batch = {k: v.to(self.acc.device, non_blocking=True) for k, v in batch.items()}
+        for i, (batch, _, _) in enumerate(window):
+            batch = to_device(batch, self.acc.device)
             sync = i == len(window) - 1
             with (nullcontext() if sync else self.acc.no_sync(self.task)), self.acc.autocast():
-                loss = self.task(batch, max(n_tokens, 1)) * scale
+                loss = self.task(batch, max(n_units, 1)) * scale
             # DeepSpeed reduces, clips and steps inside the last backward of the window.
             with deepspeed_zero.micro_batch(self.acc, last=sync) if self.deepspeed else nullcontext():
                 self.acc.backward(loss)
@@ -233,53 +212,39 @@ class _Loop:
         self.optimizer.step()  # a no-op under DeepSpeed (stepped above)
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return total * n_tokens, n_tokens, n_inputs
+        return total * n_units, n_units, n_seen
 
     # -- evaluation, logging, checkpoints -------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, state: TrainState) -> float:
         self.task.eval()
-        loss_sum = torch.zeros((), device=self.acc.device)
-        tokens = 0
-        sampler = EpochBatchSampler(len(self.val_set), self.cfg.batch_size, seed=0, shuffle=False)
-        for indices in sampler:
-            batch, _ = self._shard(indices, self.val_set, self.eval_collator)
-            batch = {k: v.to(self.acc.device) for k, v in batch.items()}
-            with self.acc.autocast():
-                loss_sum += self.task(batch, 1).float()
-            tokens += count_label_tokens(batch["labels"])
+        sampler = EpochBatchSampler(len(self.spec.val_set), self.cfg.batch_size, seed=0, shuffle=False)
+        shards = (self._shard(indices, self.spec.val_set, self.eval_collator)[:2] for indices in sampler)
+        loss_sum, units = summed_loss(self.task, shards, self.acc.device, self.acc.autocast)
         self.task.train()
         loss_sum = self.acc.reduce(loss_sum, "sum")
-        tokens = int(self.acc.reduce(torch.tensor(tokens, device=self.acc.device), "sum").item())
-        val_loss = (loss_sum / max(tokens, 1)).item()
-        if self.log:
-            self.log.write(type="eval", step=state.step, val_loss=val_loss, val_perplexity=_ppl(val_loss))
+        units = int(self.acc.reduce(torch.tensor(units, device=self.acc.device), "sum").item())
+        val_loss = (loss_sum / max(units, 1)).item()
+        self.events.emit(ev.Evaluation(step=state.step, val_loss=val_loss,
+                                       metrics=self.spec.validation_metrics(val_loss)))
         return val_loss
 
-    def _log_train(self, state: TrainState, meter: "_Meter", progress, bar) -> None:
-        # Each rank holds the loss sum of its own shard; the token counts are already global.
-        loss = (self.acc.reduce(meter.loss, "sum") / max(meter.tokens, 1)).item()
-        tokens_per_s = meter.inputs / max(meter.seconds, 1e-9)
+    def _log_train(self, state: TrainState, meter: "_Meter") -> None:
+        # Each rank holds the loss sum of its own shard; the counts are already global.
+        loss = (self.acc.reduce(meter.loss, "sum") / max(meter.units, 1)).item()
         if not math.isfinite(loss):
             raise TunesmithError(
                 f"training loss became {loss} at step {state.step}; lower training.learning_rate "
                 f"(now {self.cfg.learning_rate}) or set training.max_grad_norm"
             )
-        lr = self.scheduler.get_last_lr()[0]
-        grad_norm = getattr(self, "grad_norm", None)
-        if self.log:
-            self.log.write(
-                type="train",
-                step=state.step,
-                epoch=state.epoch,
-                loss=loss,
-                lr=lr,
-                grad_norm=float(grad_norm) if grad_norm is not None else None,
-                tokens_per_s=tokens_per_s,
-                tokens_seen=state.tokens_seen,
-                elapsed=state.elapsed,
-            )
-        progress.update(bar, loss=f"{loss:.4f}", lr=f"{lr:.2e}", tps=f"{tokens_per_s:.0f}")
+        per_step = state.elapsed / max(state.step, 1)
+        self.events.emit(ev.Step(
+            step=state.step, total_steps=self.total, epoch=state.epoch, loss=loss,
+            learning_rate=self.scheduler.get_last_lr()[0],
+            grad_norm=float(self.grad_norm) if self.grad_norm is not None else None,
+            throughput=meter.seen / max(meter.seconds, 1e-9), unit=self.spec.unit, seen=state.tokens_seen,
+            elapsed_s=state.elapsed, eta_s=per_step * (self.total - state.step),
+        ))
 
     def _save(self, state: TrainState) -> None:
         self.acc.wait_for_everyone()
@@ -296,8 +261,10 @@ class _Loop:
         elif main:
             trainable, optimizer_state = trainable_state(self._model()), self.optimizer.state_dict()
         if main:
-            save_checkpoint(self.run_dir, trainable, optimizer_state, self.scheduler, state, self.cfg.keep_checkpoints,
-                            staged=self.deepspeed)
+            folder = save_checkpoint(self.run_dir, trainable, optimizer_state, self.scheduler, state,
+                                     self.cfg.keep_checkpoints, staged=self.deepspeed,
+                                     extra_files=self.checkpoint_files)
+            self.events.emit(ev.CheckpointSaved(step=state.step, path=folder))
         self.acc.wait_for_everyone()
 
     def _restore(self) -> TrainState:
@@ -319,50 +286,30 @@ class _Loop:
             self.optimizer.load_state_dict(optimizer_state)
         return state
 
-    def _model(self) -> nn.Module:
+    def _model(self):
         return self.acc.unwrap_model(self.task).model
 
     def _should_stop(self) -> bool:
+        requested = self.stop_requested or (self.cancel is not None and self.cancel.cancelled)
         # Every rank must agree, or one rank would wait forever in the next collective.
-        flag = torch.tensor(float(self.stop_requested), device=self.acc.device)
-        return bool(self.acc.reduce(flag, "sum").item() > 0) if self.acc.num_processes > 1 else self.stop_requested
+        flag = torch.tensor(float(requested), device=self.acc.device)
+        return bool(self.acc.reduce(flag, "sum").item() > 0) if self.acc.num_processes > 1 else requested
 
 
 @dataclass
 class _Meter:
-    """What happened since the last log line: summed token loss (on device), token counts, step seconds."""
+    """What happened since the last log line: summed loss (on device), loss and throughput units, step seconds."""
 
     loss: torch.Tensor
-    tokens: int = 0
-    inputs: int = 0
+    units: int = 0
+    seen: int = 0
     seconds: float = 0.0
 
-    def add(self, loss: torch.Tensor, tokens: int, inputs: int, seconds: float) -> None:
+    def add(self, loss: torch.Tensor, units: int, seen: int, seconds: float) -> None:
         self.loss += loss
-        self.tokens += tokens
-        self.inputs += inputs
+        self.units += units
+        self.seen += seen
         self.seconds += seconds
-
-
-def real_tokens(batch: dict) -> int:
-    """Input tokens that are not padding (packed batches have none)."""
-    mask = batch.get("attention_mask")
-    return int(mask.sum()) if mask is not None else batch["input_ids"].numel()
-
-
-def _param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    # Decay matrices only: decaying biases and norm gains hurts and is not what users expect.
-    decay, no_decay = [], []
-    for p in model.parameters():
-        if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    # No empty groups: DeepSpeed drops them from the optimizer, leaving the scheduler with one lr too many.
-    return [group for group in groups if group["params"]]
-
-
-def _ppl(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else float("inf")
 
 
 class _stop_signals:

@@ -3,8 +3,8 @@
 import pytest
 
 from tunesmith.config.load import build_config, load_config, save_config
-from tunesmith.config.schema import DEFAULT_LEARNING_RATE, METHOD_MODELS
 from tunesmith.errors import ConfigError
+from tunesmith.methods import registry
 
 
 def config_with(method: dict):
@@ -17,12 +17,12 @@ def error_for(method: dict) -> str:
     return str(raised.value)
 
 
-@pytest.mark.parametrize("name", METHOD_MODELS)
+@pytest.mark.parametrize("name", registry.names())
 def test_every_method_validates_with_defaults_and_gets_its_learning_rate(name):
     config = config_with({"name": name})
 
     assert config.method.name == name
-    assert config.training.learning_rate == DEFAULT_LEARNING_RATE[name]
+    assert config.training.learning_rate == registry.get(name).learning_rate
 
 
 def test_qlora_defaults_are_4bit_nf4_with_double_quantisation():

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from tunesmith.data.packing import PackingCollator, TokenBudgetBatchSampler, pack_into_bins
-from tunesmith.train.cpu_attention import NAME as CPU_ATTENTION
+from tunesmith.tasks.causal_lm.cpu_attention import NAME as CPU_ATTENTION
 
 LENGTHS = (5, 7, 4)
 

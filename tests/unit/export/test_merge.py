@@ -120,7 +120,8 @@ def test_adapter_only_export_copies_the_adapter_folder(tmp_path, lora_run):
 
     files = export_run(run, tmp_path / "out")
 
-    source = sorted(path for path in (run / "adapter").iterdir())
+    # The run's config travels along.
+    source = sorted([*(run / "adapter").iterdir(), run / "config.yaml"], key=lambda path: path.name)
     assert [path.name for path in files] == [path.name for path in source]
     assert "adapter_model.safetensors" in [path.name for path in files]
     assert all(copy.read_bytes() == original.read_bytes() for copy, original in zip(files, source))
@@ -134,6 +135,7 @@ def test_merged_export_loads_with_plain_transformers(tmp_path, lora_run, tokeniz
     names = {path.name for path in files}
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= names
     assert "adapter_config.json" not in names
+    assert (tmp_path / "out" / "config.yaml").read_text() == (run / "config.yaml").read_text()
     merged = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()
     torch.testing.assert_close(logits(merged, input_ids), expected, rtol=0, atol=1e-5)
     assert AutoTokenizer.from_pretrained(tmp_path / "out")(TEXTS)["input_ids"] == tokenizer(TEXTS)["input_ids"]
@@ -145,7 +147,7 @@ def test_gguf_export_of_an_adapter_run_holds_the_merged_model(tmp_path, lora_run
 
     files = export_run(run, tmp_path / "out", fmt="gguf", gguf_dtype="f32")
 
-    assert files == [tmp_path / "out" / "model-f32.gguf"]
+    assert files == [tmp_path / "out" / "config.yaml", tmp_path / "out" / "model-f32.gguf"]
     loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "out", gguf_file="model-f32.gguf").eval()
     torch.testing.assert_close(logits(loaded, input_ids), expected, rtol=0, atol=1e-5)
 
@@ -155,7 +157,7 @@ def test_full_run_export_copies_the_model_folder(tmp_path, base_dir, tiny_llama,
 
     files = export_run(run, tmp_path / "out", merge=True)  # nothing to merge: the folder is already a full model
 
-    assert [path.name for path in files] == sorted(path.name for path in (run / "model").iterdir())
+    assert [path.name for path in files] == sorted(["config.yaml", *(path.name for path in (run / "model").iterdir())])
 
 
 def test_export_refuses_a_folder_that_is_not_empty(tmp_path, lora_run):

@@ -6,7 +6,7 @@ from pydantic import TypeAdapter
 
 from tunesmith.config.schema import MethodConfig
 from tunesmith.models.load import ModelSource
-from tunesmith.train.loss import IGNORE_INDEX, causal_lm_loss
+from tunesmith.tasks.causal_lm.loss import IGNORE_INDEX, causal_lm_loss
 
 TEXTS = ["Whisk the eggs with a pinch of salt.", "Simmer the sauce for ten minutes, then season."]
 

@@ -6,9 +6,10 @@ import copy
 import torch
 from peft import LoraConfig, get_peft_model
 
-from tunesmith.config.methods import FullMethod, LoraMethod
+from tunesmith.methods.llm.full import FullMethod
+from tunesmith.methods.llm.lora import LoraMethod
 from tunesmith.methods.frozen_precision import applies_to, frozen_in_compute_dtype
-from tunesmith.train.loss import causal_lm_loss
+from tunesmith.tasks.causal_lm.loss import causal_lm_loss
 
 
 def lora(model):

@@ -3,7 +3,7 @@
 import pytest
 
 from tunesmith.errors import ConfigError
-from tunesmith.methods.llm import apply_method, is_adapter
+from tunesmith.methods.apply import apply_method, is_adapter
 
 LORA_OPTIONS = [
     ({}, {"use_rslora": False, "use_dora": False, "init_lora_weights": True, "modules_to_save": None}),

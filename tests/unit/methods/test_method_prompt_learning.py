@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tunesmith.errors import ConfigError
-from tunesmith.methods.llm import apply_method
+from tunesmith.methods.apply import apply_method
 
 PROMPT_METHODS = [
     {"name": "prompt_tuning", "num_virtual_tokens": 4},

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from tunesmith.config.load import build_config, save_config
-from tunesmith.methods.llm import apply_method, parameter_counts, save_final
+from tunesmith.methods.apply import apply_method, save_final
+from tunesmith.methods.parameters import parameter_counts
 from tunesmith.models.load import load_model_for_method, load_trained
 from tunesmith.models.quantize import bnb_config
 

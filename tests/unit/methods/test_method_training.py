@@ -7,7 +7,8 @@ import pytest
 import torch
 from peft import PeftModel
 
-from tunesmith.methods.llm import apply_method, load_trainable_state, save_final, trainable_state
+from tunesmith.methods.apply import apply_method, save_final
+from tunesmith.methods.parameters import load_trainable_state, trainable_state
 from tunesmith.models.load import load_model_for_method
 
 VARIANTS = {

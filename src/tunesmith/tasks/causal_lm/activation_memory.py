@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from tunesmith.train.cpu_attention import cpu_attention
-from tunesmith.train.loss import causal_lm_loss
+from tunesmith.tasks.causal_lm.cpu_attention import cpu_attention
+from tunesmith.tasks.causal_lm.loss import causal_lm_loss
 
 PROBE_TOKENS = 256
 HEADROOM = 0.9  # leave this share of the device memory for the allocator, the data and the rest of the process

@@ -2,8 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tunesmith.train import linear_cross_entropy as lce_module
-from tunesmith.train.linear_cross_entropy import linear_cross_entropy
+from tunesmith.tasks.causal_lm import linear_cross_entropy as lce_module
+from tunesmith.tasks.causal_lm.linear_cross_entropy import linear_cross_entropy
 
 
 @pytest.fixture

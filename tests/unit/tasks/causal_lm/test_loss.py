@@ -3,9 +3,9 @@ import torch
 
 from tunesmith.data.packing import PackingCollator
 from tunesmith.errors import ConfigError
-from tunesmith.train import linear_cross_entropy as lce_module
-from tunesmith.train import loss as loss_module
-from tunesmith.train.loss import causal_lm_loss, count_label_tokens, plain_causal_lm_loss
+from tunesmith.tasks.causal_lm import linear_cross_entropy as lce_module
+from tunesmith.tasks.causal_lm import loss as loss_module
+from tunesmith.tasks.causal_lm.loss import causal_lm_loss, count_label_tokens, plain_causal_lm_loss
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 import torch
 
 from tunesmith.data.collate import PaddingCollator
-from tunesmith.train.activation_memory import (
+from tunesmith.tasks.causal_lm.activation_memory import (
     PROBE_TOKENS,
     choose_gradient_checkpointing,
     estimate_saved_bytes,

@@ -1,4 +1,5 @@
-"""Process-wide defaults for the command line: offline, no telemetry, no noise that is not ours."""
+"""Process-wide defaults: offline and without telemetry (the CLI and the Python API), and, for the command line,
+no noise that is not ours."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ import os
 import warnings
 
 
-def configure() -> None:
-    # Offline and private by default: nothing is fetched or reported unless the user opts in.
+def offline_defaults() -> None:
+    """Offline and private by default: nothing is fetched or reported unless the user opts in (setdefault, so an
+    environment that says otherwise wins)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def configure() -> None:
+    """The command line's defaults: offline, and only tunesmith's own messages."""
+    offline_defaults()
     # bitsandbytes announces an optional hub-downloaded CPU kernel it cannot use offline; its fallback works.
     logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)

@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from tunesmith.data.tokenize import IGNORE_INDEX
 from tunesmith.errors import ConfigError
-from tunesmith.train.linear_cross_entropy import linear_cross_entropy
+from tunesmith.tasks.causal_lm.linear_cross_entropy import linear_cross_entropy
 
-IGNORE_INDEX = -100
 
 # Config fields of architectures whose forward changes the logits after the lm_head (soft-capping, scaling,
 # biases, trimming); the chunked path would skip that, so those models take the plain path.

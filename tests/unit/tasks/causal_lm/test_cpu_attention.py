@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from tunesmith.data.packing import PackingCollator
-from tunesmith.train import cpu_attention as attention_module
-from tunesmith.train.cpu_attention import NAME, cpu_attention
+from tunesmith.tasks.causal_lm import cpu_attention as attention_module
+from tunesmith.tasks.causal_lm.cpu_attention import NAME, cpu_attention
 
 
 def padded(tokenizer, lengths=(11, 6, 9)):
