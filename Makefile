@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test test-fast clean
+.PHONY: setup system-deps demo test test-fast clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,13 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/tunesmith train examples/cooking-assistant/lora.yaml --overwrite
 
-test: setup
+# The browser and PostgreSQL tests use real parts: Debian's chromium (driven by Playwright, no browser download)
+# and PostgreSQL. Installed with apt when missing (as root, e.g. CI); elsewhere install them yourself.
+system-deps:
+	@command -v chromium >/dev/null && test -n "$$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" || \
+	  { apt-get update -q && apt-get install -y -q chromium chromium-driver postgresql >/dev/null; }
+
+test: setup system-deps
 	$(BIN)/python -m pytest tests
 
 test-fast: setup

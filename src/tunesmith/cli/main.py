@@ -18,6 +18,7 @@ VERBS = (
     "chat",
     "export",
     "methods",
+    "review",
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune LLMs on your own data, locally.")
