@@ -85,6 +85,16 @@ class Step(Event):
 
 
 @dataclass(frozen=True)
+class StepSkipped(Event):
+    """A step whose loss or gradient was not finite: dropped, not applied to the weights."""
+
+    type: ClassVar[str] = "step_skipped"
+    step: int
+    bad_steps: int  # dropped so far in this run
+    message: str
+
+
+@dataclass(frozen=True)
 class Evaluation(Event):
     type: ClassVar[str] = "evaluation"
     step: int

@@ -32,7 +32,7 @@ from tunesmith.methods.apply import apply_method, save_final
 from tunesmith.methods.cpu_dropout import use_cpu_dropout
 from tunesmith.methods.parameters import load_trainable_state, parameter_counts
 from tunesmith.models.family import model_family
-from tunesmith.models.load import load_model_for_method, load_tokenizer, resolve_model
+from tunesmith.models.load import load_adapter, load_model_for_method, load_tokenizer, resolve_model
 from tunesmith.provenance import config_text, write_provenance
 from tunesmith.tasks.causal_lm.activation_memory import choose_gradient_checkpointing, probe_batch
 from tunesmith.tasks.causal_lm.cpu_attention import cpu_attention
@@ -106,7 +106,7 @@ def run_one(config: RunConfig, *, resume: bool, overwrite: bool, console: Consol
     main = accelerator.is_main_process
     run_dir = Path(config.output_dir)
     if main:  # only rank 0 touches files; the others wait until the folder is ready
-        _prepare_run_dir(run_dir, resume, overwrite)
+        _prepare_run_dir(run_dir, resume, overwrite, console)
         write_provenance(run_dir, config)
     accelerator.wait_for_everyone()
     subscribers = [MetricsLog(run_dir / "metrics.jsonl"), *_trackers(config, run_dir)] if main else []
@@ -208,7 +208,7 @@ def _train_and_score(config, method, accelerator, run_dir, resume, console, even
         meta = {
             "model": config.model, "method": method.name, "eval_set": eval_name,
             "max_new_tokens": config.eval.max_new_tokens, "train_steps": result.state.step,
-            "train_tokens": result.state.tokens_seen, "train_seconds": round(train_seconds, 1),
+            "train_tokens": result.state.seen, "train_seconds": round(train_seconds, 1),
             "final_val_loss": result.val_loss, "trainable_params": trainable, "total_params": total,
             "precision": _precision(accelerator),
         }
@@ -249,10 +249,10 @@ def _samples(examples, tokenizer, base_answers: list[str], tuned_answers: list[s
     ]
 
 
-def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool) -> None:
+def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool, console: Console) -> None:
     if resume:
         if not (run_dir / "config.yaml").is_file():
-            raise TunesmithError(f"--resume: {run_dir} holds no run to continue")
+            console.print(f"--resume: {run_dir} holds no run yet (it was stopped before it began); starting over")
     elif (run_dir / "config.yaml").is_file():
         if not overwrite:
             raise TunesmithError(
@@ -307,9 +307,7 @@ def _start_trainable(model, config: RunConfig, tokenizer_path: Path):
     """Apply the method, or continue a previous adapter (multi-stage runs, refinement rounds)."""
     if not config.init_adapter:
         return apply_method(model, config.method, tokenizer_path=tokenizer_path)
-    from peft import PeftModel
-
-    return PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+    return load_adapter(model, config.init_adapter, config.allow_pickle, is_trainable=True)
 
 
 def _whole_model(source, config: RunConfig, accelerator: Accelerator, trainable: dict):

@@ -72,6 +72,9 @@ def test_a_deepspeed_checkpoint_resumes_only_with_its_number_of_processes(tmp_pa
 
 
 def test_a_checkpoint_resumes_only_under_the_strategy_that_wrote_it(tiny_run_config, tmp_path):
+    import hashlib
+    import json
+
     from tunesmith.errors import ConfigError
     from tunesmith.run import run
 
@@ -85,20 +88,34 @@ def test_a_checkpoint_resumes_only_under_the_strategy_that_wrote_it(tiny_run_con
     with pytest.raises(SystemExit):
         run(config, on_step_end=crash)
     checkpoint = complete_checkpoints(tmp_path / "run")[-1]
-    optimizer_file = checkpoint / "optimizer.pt"
-    optimizer_state = torch.load(optimizer_file)
+    written = {name: (checkpoint / name).read_bytes() for name in ("optimizer.json", "optimizer.safetensors")}
+
+    def rewrite(name: str, content: bytes | None) -> None:
+        """Write (None: delete) one file of the checkpoint as another strategy would have, manifest included."""
+        manifest = json.loads((checkpoint / "manifest.json").read_text())
+        if content is None:
+            (checkpoint / name).unlink()
+            del manifest["files"][name]
+        else:
+            (checkpoint / name).write_bytes(content)
+            manifest["files"][name] = {"bytes": len(content), "sha256": hashlib.sha256(content).hexdigest()}
+        (checkpoint / "manifest.json").write_text(json.dumps(manifest))
+
     # What FSDP writes: the optimizer state keyed by parameter name.
+    optimizer_tree = json.loads(written["optimizer.json"])
     names = iter(f"p{i}" for i in range(1000))
-    by_name = {**optimizer_state, "param_groups": [{**g, "params": [next(names) for _ in g["params"]]}
-                                                   for g in optimizer_state["param_groups"]]}
-    torch.save(by_name, optimizer_file)
+    for group in optimizer_tree["param_groups"]:
+        group["params"] = [next(names) for _ in group["params"]]
+    rewrite("optimizer.json", json.dumps(optimizer_tree).encode())
     with pytest.raises(ConfigError, match="written under distributed.strategy: fsdp; resume it with the same \\(this "
                                           "run uses one process or DDP\\)"):
         run(config, resume=True)
-    optimizer_file.unlink()  # what DeepSpeed writes: its optimizer files in deepspeed/ instead
+    for name in written:  # what DeepSpeed writes: its optimizer files in deepspeed/ instead
+        rewrite(name, None)
     with pytest.raises(ConfigError, match="written under distributed.strategy: deepspeed"):
         run(config, resume=True)
-    torch.save(optimizer_state, optimizer_file)
+    for name, content in written.items():
+        rewrite(name, content)
     assert run(config, resume=True).output.is_dir()
 
 

@@ -41,6 +41,7 @@ class TrainingConfig(Section):
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
     max_grad_norm: float | None = Field(1.0, gt=0)
+    max_bad_steps: int = Field(3, ge=1, description="stop after this many steps with a non-finite loss or gradient")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     gradient_checkpointing: bool | Literal["auto"] = Field(
         "auto", description="auto: on only when the measured activations would not fit in the device's memory"

@@ -128,13 +128,11 @@ def _model_source(trained: Path, config):
 
 def _full_model(trained: Path, source, config):
     """(fp32 model, tokenizer) of a run's result, with an adapter merged into a freshly loaded fp32 base."""
-    from tunesmith.models.load import ModelSource, load_causal_lm, load_tokenizer
+    from tunesmith.models.load import ModelSource, load_adapter, load_causal_lm, load_tokenizer
 
     tokenizer = load_tokenizer(ModelSource(str(trained), trained))
     # Loaded without the run's quantisation on purpose: see the module docstring.
     model = load_causal_lm(source, config.trust_remote_code).eval()
     if trained.name == "model":
         return model, tokenizer
-    from peft import PeftModel
-
-    return merge_adapter(PeftModel.from_pretrained(model, trained)), tokenizer
+    return merge_adapter(load_adapter(model, trained, config.allow_pickle)), tokenizer

@@ -1,22 +1,29 @@
 """Resolve `model:` (embedded alias, HF folder, .gguf file, cached hub id) and load it safely.
 
-Weights are read only from safetensors or GGUF; pickle checkpoints can execute code when loaded, so a
-folder that has only .bin/.pt/.ckpt weights is refused unless the user passes --allow-pickle.
+Weights are read only from safetensors or GGUF; pickle files (.bin/.pt/.pth/.ckpt) can execute code when loaded,
+so a folder (model or adapter) whose weights are only in pickles is refused unless the user passes --allow-pickle;
+next to safetensors weights they are never opened (transformers and PEFT are told to read safetensors). Even with
+--allow-pickle they are read by torch's weights-only unpickler, which refuses a file asking to run code. A folder
+whose model or tokenizer class exists only as Python code beside it (`auto_map`) is refused unless
+`trust_remote_code: true`, since loading it would run that code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import pickle
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunesmith.methods import registry
 from tunesmith.errors import ModelError
 from tunesmith.cache import cache_root
 from tunesmith.models.embedded import EMBEDDED_ALIAS, convert_gguf, embedded_model_dir
-from tunesmith.methods import registry
 from tunesmith.models.quantize import bnb_config
 
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 
 
 @dataclass
@@ -42,8 +49,22 @@ def resolve_model(spec: str, allow_pickle: bool = False) -> ModelSource:
 
 
 def _check_weights(folder: Path, spec: str, allow_pickle: bool) -> bool:
+    """Whether the folder's weights must be read from pickle files (only with allow_pickle)."""
     if not (folder / "config.json").is_file():
         raise ModelError(f"{spec}: no config.json; expected a Hugging Face model folder (config.json + *.safetensors)")
+    return _pickle_only(folder, spec, allow_pickle)
+
+
+def check_adapter_folder(folder: Path, allow_pickle: bool = False) -> bool:
+    """A PEFT adapter folder (a run's adapter/, or `init_adapter:`): whether its weights are only in a pickle
+    (PEFT falls back to adapter_model.bin), refused unless allow_pickle."""
+    if not (folder / "adapter_config.json").is_file():
+        raise ModelError(f"{folder}: no adapter_config.json; expected a PEFT adapter folder "
+                         "(adapter_config.json + adapter_model.safetensors)")
+    return _pickle_only(folder, str(folder), allow_pickle)
+
+
+def _pickle_only(folder: Path, spec: str, allow_pickle: bool) -> bool:
     if any(folder.glob("*.safetensors")):
         return False
     pickles = sorted(p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES)
@@ -81,9 +102,49 @@ def _from_hub_cache(spec: str, allow_pickle: bool) -> ModelSource:
     return ModelSource(spec, folder, _check_weights(folder, spec, allow_pickle))
 
 
+def check_remote_code(source: ModelSource, trust_remote_code: bool) -> None:
+    """Refuse, unless trusted, a folder whose classes exist only as Python files in it: transformers would have to
+    run them. An `auto_map` next to a model type and tokenizer class transformers knows is ignored by transformers
+    (it uses its own classes), so such folders load."""
+    if trust_remote_code:
+        return
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
+
+    config, tokenizer = (_json_file(source.folder / name) for name in ("config.json", "tokenizer_config.json"))
+    needs_code = {
+        "config.json": config.get("auto_map") and config.get("model_type") not in CONFIG_MAPPING,
+        "tokenizer_config.json": "AutoTokenizer" in (tokenizer.get("auto_map") or {})
+        and tokenizer_class_from_name(str(tokenizer.get("tokenizer_class"))) is None,
+    }
+    for name, needed in needs_code.items():
+        if needed:
+            auto_map = (config if name == "config.json" else tokenizer)["auto_map"]
+            raise ModelError(
+                f"{source.spec}: its {name} maps its classes to Python code in the model folder "
+                f"({', '.join(_code_files(auto_map))}) that transformers would have to run to load it; tunesmith runs "
+                "no model code unless the config says trust_remote_code: true, so read that code before you set it"
+            )
+
+
+def _json_file(path: Path) -> dict:
+    try:
+        loaded = json.loads(path.read_text()) if path.is_file() else {}
+    except ValueError:
+        raise ModelError(f"{path}: not valid JSON") from None
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _code_files(auto_map: dict) -> list[str]:
+    """'modeling_x.Cls' (or 'other/repo--modeling_x.Cls', or [slow, fast] for tokenizers) -> 'modeling_x.py'."""
+    refs = [ref for value in auto_map.values() for ref in (value if isinstance(value, list) else [value]) if ref]
+    return sorted({ref.split("--")[-1].rsplit(".", 1)[0] + ".py" for ref in refs})
+
+
 def load_tokenizer(source: ModelSource, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
+    check_remote_code(source, trust_remote_code)
     tokenizer = AutoTokenizer.from_pretrained(source.folder, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -95,13 +156,37 @@ def load_causal_lm(source: ModelSource, trust_remote_code: bool = False, **kwarg
     import torch
     from transformers import AutoModelForCausalLM
 
+    check_remote_code(source, trust_remote_code)
     kwargs.setdefault("dtype", torch.float32)
-    return AutoModelForCausalLM.from_pretrained(
-        source.folder,
-        trust_remote_code=trust_remote_code,
-        use_safetensors=not source.uses_pickle,
-        **kwargs,
-    )
+    with _weights_only(source.spec):
+        return AutoModelForCausalLM.from_pretrained(
+            source.folder,
+            trust_remote_code=trust_remote_code,
+            use_safetensors=not source.uses_pickle,
+            **kwargs,
+        )
+
+
+def load_adapter(model, folder: Path, allow_pickle: bool = False, is_trainable: bool = False):
+    """`model` with the PEFT adapter in `folder` (a run's adapter/, or `init_adapter:`), read from safetensors
+    unless allow_pickle."""
+    from peft import PeftModel
+
+    check_adapter_folder(Path(folder), allow_pickle)
+    with _weights_only(str(folder)):
+        return PeftModel.from_pretrained(model, folder, is_trainable=is_trainable)
+
+
+@contextmanager
+def _weights_only(spec: str):
+    """transformers and PEFT read pickles with torch's weights-only unpickler; say its refusal in one sentence."""
+    try:
+        yield
+    except pickle.UnpicklingError:
+        raise ModelError(
+            f"{spec}: its pickle weights ask to run code or build objects other than tensors, which tunesmith's "
+            "weights-only loader refuses even with --allow-pickle; convert them to safetensors where you trust them"
+        ) from None
 
 
 def load_model_for_method(
@@ -130,16 +215,16 @@ def load_trained(run_dir: Path, allow_pickle: bool = False):
     if not config_path.is_file():
         raise ModelError(f"{run_dir}: not a run folder (no config.yaml); pass the output_dir of a training run")
     config = load_config(config_path)
+    allowed = allow_pickle or config.allow_pickle
     if (run_dir / "adapter").is_dir():
-        from peft import PeftModel
-
-        source = resolve_model(config.model, allow_pickle or config.allow_pickle)
+        source = resolve_model(config.model, allowed)
+        check_adapter_folder(run_dir / "adapter", allowed)  # before the base is loaded: refuse early
         # A qlora adapter is loaded onto the base quantised as in training, so outputs match the evaluated run.
         base = load_model_for_method(source, config.method, config.trust_remote_code)
-        model = PeftModel.from_pretrained(base, run_dir / "adapter")
+        model = load_adapter(base, run_dir / "adapter", allowed)
         tokenizer_dir = run_dir / "adapter"
     elif (run_dir / "model").is_dir():
-        source = ModelSource(str(run_dir / "model"), run_dir / "model")
+        source = resolve_model(str(run_dir / "model"), allowed)
         model = load_causal_lm(source, config.trust_remote_code)
         tokenizer_dir = run_dir / "model"
     else:

@@ -28,7 +28,7 @@ from tunesmith.methods.parameters import load_trainable_state, trainable_state
 from tunesmith.train import deepspeed_zero, fsdp
 from tunesmith.train.batching import EpochBatchSampler
 from tunesmith.train.checkpoint import (
-    STRATEGY_NAMES, TrainState, complete_checkpoints, load_checkpoint, load_trainable, save_checkpoint,
+    STRATEGY_NAMES, TrainState, latest_checkpoint, load_checkpoint, load_trainable, save_checkpoint,
     staging_folder, start_staging, written_under,
 )
 from tunesmith.train.distributed import strategy_name
@@ -113,6 +113,7 @@ class _Loop:
             accelerator.print(self.sharded.sharding_summary(self.task, accelerator))
         self.stop_requested = False
         self.grad_norm = None
+        self.bad_steps = 0  # steps dropped for a non-finite loss or gradient
 
     # -- main loop -------------------------------------------------------------------------------------
     def run(self, resume: bool) -> TrainResult:
@@ -126,9 +127,12 @@ class _Loop:
             for window in self._windows(state):
                 loss, n_units, n_seen = self._optimizer_step(window)
                 seconds = time.perf_counter() - tick  # collation + step; evaluation and saving excluded
-                meter.add(loss, n_units, n_seen, seconds)
+                if loss is None:
+                    self._skip_bad_step(state.step + 1)
+                else:
+                    meter.add(loss, n_units, n_seen, seconds)
                 state.step += 1
-                state.tokens_seen += n_seen
+                state.seen += n_seen
                 state.elapsed += seconds
                 if state.step % self.cfg.log_every == 0 or state.step == self.total:
                     self._log_train(state, meter)
@@ -205,14 +209,26 @@ class _Loop:
             with deepspeed_zero.micro_batch(self.acc, last=sync) if self.deepspeed else nullcontext():
                 self.acc.backward(loss)
             total += loss.detach() / scale
+        norm = None
         if self.cfg.max_grad_norm:
             # Under DeepSpeed this returns the norm its step just clipped with.
             norm = self.acc.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
-            self.grad_norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: on every rank
-        self.optimizer.step()  # a no-op under DeepSpeed (stepped above)
-        self.scheduler.step()
+            norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm  # FSDP: on every rank
+        # DeepSpeed has stepped already (and handles fp16 overflow itself); elsewhere a non-finite step is dropped.
+        applied = self.deepspeed or self._finite(total, norm)
+        if applied:
+            self.grad_norm = norm if norm is not None else self.grad_norm
+            self.optimizer.step()  # a no-op under DeepSpeed (stepped above)
+        self.scheduler.step()  # the schedule follows the step count, applied or not
         self.optimizer.zero_grad(set_to_none=True)
-        return total * n_units, n_units, n_seen
+        return (total * n_units if applied else None), n_units, n_seen
+
+    def _finite(self, loss: torch.Tensor, norm: torch.Tensor | None) -> bool:
+        """Whether the window's loss (and gradient norm) are finite on every rank (one host sync per step)."""
+        bad = (~torch.isfinite(loss)).float() + (0.0 if norm is None else (~torch.isfinite(norm.float())).float())
+        if self.acc.num_processes > 1:
+            bad = self.acc.reduce(bad, "sum")
+        return not bool(bad.item())
 
     # -- evaluation, logging, checkpoints -------------------------------------------------------------
     @torch.no_grad()
@@ -229,6 +245,18 @@ class _Loop:
                                        metrics=self.spec.validation_metrics(val_loss)))
         return val_loss
 
+    def _skip_bad_step(self, step: int) -> None:
+        self.bad_steps += 1
+        message = (f"step {step}: the loss or a gradient is not finite (nan/inf); the step was not applied "
+                   f"({self.bad_steps} of at most {self.cfg.max_bad_steps})")
+        self.events.emit(ev.StepSkipped(step=step, bad_steps=self.bad_steps, message=message))
+        if self.bad_steps >= self.cfg.max_bad_steps:
+            raise TunesmithError(
+                f"training stopped at step {step}: {self.bad_steps} steps had a non-finite loss or gradient, none of "
+                f"them applied; lower training.learning_rate (now {self.cfg.learning_rate}), set "
+                "training.max_grad_norm, or check the data; the last checkpoint holds the weights before them"
+            )
+
     def _log_train(self, state: TrainState, meter: "_Meter") -> None:
         # Each rank holds the loss sum of its own shard; the counts are already global.
         loss = (self.acc.reduce(meter.loss, "sum") / max(meter.units, 1)).item()
@@ -242,7 +270,7 @@ class _Loop:
             step=state.step, total_steps=self.total, epoch=state.epoch, loss=loss,
             learning_rate=self.scheduler.get_last_lr()[0],
             grad_norm=float(self.grad_norm) if self.grad_norm is not None else None,
-            throughput=meter.seen / max(meter.seconds, 1e-9), unit=self.spec.unit, seen=state.tokens_seen,
+            throughput=meter.seen / max(meter.seconds, 1e-9), unit=self.spec.unit, seen=state.seen,
             elapsed_s=state.elapsed, eta_s=per_step * (self.total - state.step),
         ))
 
@@ -268,10 +296,11 @@ class _Loop:
         self.acc.wait_for_everyone()
 
     def _restore(self) -> TrainState:
-        checkpoints = complete_checkpoints(self.run_dir)
-        if not checkpoints:
-            raise TunesmithError(f"--resume: no complete checkpoint in {self.run_dir / 'checkpoints'}")
-        folder = checkpoints[-1]
+        folder = latest_checkpoint(self.run_dir, self.acc.print)
+        if folder is None:  # killed before its first checkpoint: nothing is lost by starting again
+            self.acc.print(f"--resume: no complete checkpoint in {self.run_dir / 'checkpoints'} yet; "
+                           "starting over from step 0")
+            return TrainState()
         optimizer_state, state = load_checkpoint(folder, self.scheduler)
         written = written_under(optimizer_state)
         if written != self.strategy:

@@ -14,7 +14,8 @@ class TrainingProgress:
         self.console = console
         self.live = console.is_terminal
         self.bar: Progress | None = None
-        self.handlers = {"training_started": self._start, "step": self._step, "evaluation": self._evaluation}
+        self.handlers = {"training_started": self._start, "step": self._step, "evaluation": self._evaluation,
+                         "step_skipped": self._skipped}
 
     def __call__(self, event: ev.Event) -> None:
         handler = self.handlers.get(event.type)
@@ -57,6 +58,11 @@ class TrainingProgress:
         extra = "".join(f"  {name} {value:.4g}" for name, value in event.metrics.items())
         line = f"eval at step {event.step}: val_loss {event.val_loss:.4f}{extra}"
         (self.bar.console if self.bar is not None else self.console).print(line, highlight=False)
+
+
+    def _skipped(self, event: ev.StepSkipped) -> None:
+        (self.bar.console if self.bar is not None else self.console).print(
+            f"[yellow]warning[/]: {event.message}", highlight=False)
 
 
 def _duration(seconds: float) -> str:

@@ -163,3 +163,51 @@ def test_a_cancel_token_stops_after_a_checkpoint_and_the_run_resumes(tmp_path):
 def test_checkpoints_carry_the_files_the_caller_names(tmp_path):
     train(fresh_task(), config(max_steps=3), tmp_path, accelerator(), checkpoint_files={"config.yaml": "a: 1\n"})
     assert (complete_checkpoints(tmp_path)[-1] / "config.yaml").read_text() == "a: 1\n"
+
+
+class PoisonedTask(RegressionTask):
+    """Rows whose target is nan: a batch holding one has a nan loss and nan gradients."""
+
+    def __init__(self, model, poisoned):
+        super().__init__(model)
+        for i in poisoned:
+            self.train_set[i] = {"x": self.train_set[i]["x"], "y": torch.tensor(float("nan"))}
+
+
+def test_a_non_finite_step_is_dropped_and_named(tmp_path):
+    torch.manual_seed(0)
+    clean = RegressionTask(Regressor())
+    sampler, _ = clean.train_batches(config())
+    sampler.set_epoch(0)
+    first_window = [i for batch in list(sampler)[:2] for i in batch]  # gradient_accumulation 2: step 1
+    torch.manual_seed(0)
+    task = PoisonedTask(Regressor(), poisoned=first_window[:1])
+    before = {name: p.detach().clone() for name, p in task.model.named_parameters()}
+    seen = []
+    snapshot = {}
+
+    def after_step(state):
+        if state.step == 1:
+            snapshot.update({name: p.detach().clone() for name, p in task.model.named_parameters()})
+
+    result = train(task, config(max_steps=4, eval_every=100, save_every=100), tmp_path, accelerator(),
+                   events=ev.EventStream([seen.append]), on_step_end=after_step)
+    skipped = [e for e in seen if isinstance(e, ev.StepSkipped)]
+    assert [(e.step, e.bad_steps) for e in skipped] == [(1, 1)]
+    assert skipped[0].message.startswith("step 1: the loss or a gradient is not finite (nan/inf); the step was not applied")
+    assert all(torch.equal(before[name], snapshot[name]) for name in before)  # step 1 changed nothing
+    assert result.state.step == 4 and all(torch.isfinite(p).all() for p in task.model.parameters())
+    assert [e.step for e in seen if isinstance(e, ev.Step)] == [1, 2, 3, 4]
+
+
+def test_too_many_non_finite_steps_stop_the_run_without_poisoned_weights(tmp_path):
+    from tunesmith.errors import TunesmithError
+
+    torch.manual_seed(0)
+    task = PoisonedTask(Regressor(), poisoned=range(32))  # every row
+    with pytest.raises(TunesmithError, match="training stopped at step 3: 3 steps had a non-finite loss or gradient"):
+        train(task, config(max_steps=10, save_every=2), tmp_path, accelerator())
+    from safetensors.torch import load_file
+
+    saved = load_file(complete_checkpoints(tmp_path)[-1] / "trainable.safetensors")
+    assert all(torch.isfinite(t).all() for t in saved.values())
