@@ -1,0 +1,1 @@
+"""Image data for Stable Diffusion: folders and captions, buckets, augmentation, class images, latent caches."""
