@@ -126,7 +126,7 @@ def _train_and_score(config, method, accelerator, run_dir, resume, console, even
     set_seed(config.training.seed)
     source = resolve_model(config.model, config.allow_pickle)
     tokenizer = load_tokenizer(source, config.trust_remote_code)
-    data = load_run_data(config.data)
+    data = load_run_data(config.data, tokenizer)  # the tokenizer measures data.prepare's token lengths
     if main:
         save_system_prompt(run_dir, training_system_prompt(data.train))
     encode = lambda examples: _encode(examples, data.format, tokenizer, config, console)  # noqa: E731

@@ -13,6 +13,7 @@ from tunesmith.errors import TunesmithError
 
 # One module per verb under tunesmith.cli, each with register(app); listed in help order.
 VERBS = (
+    "data",
     "train",
     "generate",
     "chat",

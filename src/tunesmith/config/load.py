@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -84,9 +84,19 @@ def _resolve_data_paths(raw: dict, base: Path) -> None:
         if not isinstance(data, dict):
             continue
         for key in DATA_PATH_KEYS:
-            value = data.get(key)
-            if isinstance(value, str) and not Path(value).is_absolute():
-                data[key] = str((base / value).resolve())
+            data[key] = _resolved(data.get(key), base)
+        prepare = data.get("prepare")
+        if isinstance(prepare, dict):  # the files data.prepare merges in are the user's data too
+            prepare["feedback"] = _resolved(prepare.get("feedback"), base)
+            for source in prepare.get("sources") or []:
+                if isinstance(source, dict):
+                    source["path"] = _resolved(source.get("path"), base)
+
+
+def _resolved(value, base: Path):
+    if isinstance(value, str) and not Path(value).is_absolute():
+        return str((base / value).resolve())
+    return value
 
 
 def save_config(config: RunConfig, path: Path) -> None:
@@ -142,6 +152,14 @@ def _suggestion(loc: list[str], methods: dict) -> str:
     return f"; valid keys here: {', '.join(sorted(valid))}" if valid else ""
 
 
+def _section_model(annotation) -> type[BaseModel] | None:
+    """The section model of a field typed `Section` or `Section | None`."""
+    for candidate in (annotation, *get_args(annotation)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
 def _valid_keys(parent: list[str], methods: dict) -> list[str]:
     """Keys accepted at a pydantic location; after `method`, pydantic puts the method's tag, which picks its model."""
     model: type[BaseModel] | None = RunConfig
@@ -150,8 +168,7 @@ def _valid_keys(parent: list[str], methods: dict) -> list[str]:
             model = methods[part]
         elif parent[: i + 1] != ["method"]:
             field = model.model_fields.get(part)
-            nested = field.annotation if field else None
-            model = nested if isinstance(nested, type) and issubclass(nested, BaseModel) else None
+            model = _section_model(field.annotation) if field else None
             if model is None:
                 return []
     return list(model.model_fields)

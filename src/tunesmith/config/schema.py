@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from tunesmith.config.pipeline import DistributedConfig, RefineConfig, StageConfig
+from tunesmith.config.prepare import PrepareConfig
 from tunesmith.config.section import Section
 from tunesmith.methods import registry
 from tunesmith.methods.llm.lora import LoraMethod
@@ -28,6 +29,7 @@ class DataConfig(Section):
     format: Literal["auto", "chat", "alpaca", "prompt_completion", "text"] = "auto"
     max_length: int = Field(1024, ge=8)
     validation_split: float = Field(0.1, ge=0.0, lt=1.0)
+    prepare: PrepareConfig | None = None
 
 
 class TrainingConfig(Section):

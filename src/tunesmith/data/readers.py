@@ -9,22 +9,30 @@ Supported files (chosen by extension, case-insensitive):
 - .txt     plain text for continued pre-training: one {"text": ...} record per paragraph (paragraphs are
            separated by blank lines), located by the paragraph's first line. Whole files are never one
            record, so a long book does not become a single example that truncation would mostly discard.
+
+Files are streamed (`iter_records`): memory stays bounded by the largest record, never the file. Hostile
+input gets a message instead of a traceback or an unbounded read: a line over `max_line_bytes` is measured
+and skipped without being held, JSON nested deeper than MAX_DEPTH is refused before Python's recursion
+limit is reached, and invalid UTF-8 is named by line and column. A problem with one line of a JSON Lines
+file leaves the other lines readable; in other files it ends the file (`ReadProblem.fatal`), because the
+rows after it cannot be located reliably.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import json
-import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunesmith.config.prepare import MAX_LINE_BYTES
 from tunesmith.errors import DataError
 
 SUPPORTED_EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet", ".txt")
-
-_PARAGRAPH = re.compile(r"(?:^[ \t]*\S.*(?:\n|$))+", re.MULTILINE)
+MAX_DEPTH = 100  # JSON nesting; chat records need 4 levels, Python's parser overflows near 1,000
+PARQUET_BATCH_ROWS = 1024
+BOM = b"\xef\xbb\xbf"
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,24 @@ class Record:
     @property
     def where(self) -> str:
         return location(self.source, self.line, self.unit)
+
+
+@dataclass(frozen=True)
+class ReadProblem:
+    """A line or row that could not be read as a record; `fatal` when the rest of the file cannot be read."""
+
+    source: str
+    line: int
+    message: str  # what is wrong and what would be right, without the location
+    unit: str = "line"
+    fatal: bool = False
+
+    @property
+    def where(self) -> str:
+        return location(self.source, self.line, self.unit) if self.line else self.source
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
 
 
 def location(source: str, line: int, unit: str = "line") -> str:
@@ -63,7 +89,23 @@ def json_type(value: object) -> str:
     return type(value).__name__
 
 
-def read_records(path: str | Path) -> list[Record]:
+def read_records(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> list[Record]:
+    """Every record of a file; the first problem is an error (data prepare quarantines them instead)."""
+    records = []
+    for item in iter_records(path, max_line_bytes):
+        if isinstance(item, ReadProblem):
+            raise DataError(str(item))
+        records.append(item)
+    if not records:
+        raise DataError(f"{path}: the file is empty; it holds no records")
+    return records
+
+
+def iter_records(path: str | Path, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Record | ReadProblem]:
+    """The file's records in order, with a ReadProblem in place of each unreadable line or row.
+
+    A missing file, a folder or an unknown extension is an error at once; an empty file yields nothing.
+    """
     source = str(path)
     path = Path(path)
     if not path.exists():
@@ -76,102 +118,258 @@ def read_records(path: str | Path) -> list[Record]:
         raise DataError(
             f"{source}: unsupported data file type '{suffix}'; supported: {', '.join(SUPPORTED_EXTENSIONS)}"
         )
-    records = reader(path, source) if path.stat().st_size else []
-    if not records:
-        raise DataError(f"{source}: the file is empty; it holds no records")
-    return records
+    if path.stat().st_size:
+        yield from reader(path, source, max_line_bytes)
 
 
-def _read_text(path: Path, source: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{source}: not valid UTF-8 text (byte {error.start}); save the file as UTF-8") from None
+# --- lines ---------------------------------------------------------------------------------------------
 
 
-def _read_jsonl(path: Path, source: str) -> list[Record]:
-    return _parse_json_lines(_read_text(path, source), source)
+@dataclass
+class _Line:
+    number: int
+    text: str | None  # None when the line was too long or not UTF-8 (problem says which)
+    problem: str | None
+    ended: bool  # the line had its line end; only a file's last line may lack one
 
 
-def _parse_json_lines(text: str, source: str) -> list[Record]:
-    # Split on "\n" only: str.splitlines would also split on U+2028, which JSON strings may hold raw.
-    records = []
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{source}:{number}: invalid JSON ({error.msg} at column {error.colno})") from None
-        records.append(_object_record(value, source, number, "line"))
-    return records
+def _lines(path: Path, limit: int) -> Iterator[_Line]:
+    """The file's lines, decoded one at a time; a line longer than `limit` bytes is drained, never held."""
+    with open(path, "rb") as handle:
+        number = 0
+        while chunk := handle.readline(limit + 1):
+            number += 1
+            if number == 1 and chunk.startswith(BOM):
+                chunk = chunk[len(BOM):]
+            if len(chunk) > limit and not chunk.endswith(b"\n"):
+                size = len(chunk)
+                while chunk and not chunk.endswith(b"\n"):
+                    chunk = handle.readline(2**20)
+                    size += len(chunk)
+                yield _Line(number, None, _too_long(size - chunk.endswith(b"\n"), limit), True)
+                continue
+            try:
+                yield _Line(number, chunk.decode("utf-8"), None, chunk.endswith(b"\n"))
+            except UnicodeDecodeError as error:
+                yield _Line(number, None, _not_utf8(chunk, error.start), chunk.endswith(b"\n"))
 
 
-def _read_json(path: Path, source: str) -> list[Record]:
-    text = _read_text(path, source)
+def _too_long(size: int, limit: int) -> str:
+    return (
+        f"line too long: {size:,} bytes, over the limit of {limit:,} bytes for one record; split the record, "
+        "or raise data.prepare.max_line_bytes if it is meant to be this large"
+    )
+
+
+def _not_utf8(data: bytes, start: int) -> str:
+    line_start = data.rfind(b"\n", 0, start) + 1
+    column = len(data[line_start:start].decode("utf-8", errors="replace")) + 1
+    return f"not valid UTF-8 text (byte 0x{data[start]:02x} at column {column}); save the file as UTF-8"
+
+
+def _fatal(line: _Line, source: str) -> ReadProblem:
+    return ReadProblem(source, line.number, line.problem, fatal=True)
+
+
+# --- JSON ----------------------------------------------------------------------------------------------
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _loads(text: str) -> object:
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise _TooDeep from None
+    # Nesting needs a bracket per level, so only text with more brackets than the limit is walked.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _deeper_than(value, MAX_DEPTH):
+        raise _TooDeep
+    return value
+
+
+def _deeper_than(value: object, limit: int) -> bool:
+    # Iterative, so checking a deep value cannot itself overflow the stack.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+_TOO_DEEP = f"invalid JSON (nested more than {MAX_DEPTH} levels deep); records need only a few levels, flatten it"
+
+
+def _json_error(error: json.JSONDecodeError) -> str:
+    # Some of json's messages end in "at" ("Unterminated string starting at"): the column completes them.
+    return f"{error.msg} {'' if error.msg.endswith(' at') else 'at '}column {error.colno}"
+
+
+def _json_line(line: _Line, source: str) -> Record | ReadProblem | None:
+    if line.problem:
+        return ReadProblem(source, line.number, line.problem)
+    if not line.text.strip():
+        return None
+    try:
+        value = _loads(line.text.rstrip("\r\n"))
+    except _TooDeep:
+        return ReadProblem(source, line.number, _TOO_DEEP)
     except json.JSONDecodeError as error:
-        if text.lstrip().startswith("["):
-            raise DataError(f"{source}:{error.lineno}: invalid JSON ({error.msg} at column {error.colno})") from None
-        return _parse_json_lines(text, source)
+        cut = "" if line.ended else "; the last line has no line end, so the file may be cut short"
+        return ReadProblem(source, line.number, f"invalid JSON ({_json_error(error)}){cut}")
+    return _object_record(value, source, line.number, "line")
+
+
+def _read_jsonl(path: Path, source: str, limit: int) -> Iterator[Record | ReadProblem]:
+    # Lines end at "\n" only: str.splitlines would also split on U+2028, which JSON strings may hold raw.
+    for line in _lines(path, limit):
+        item = _json_line(line, source)
+        if item is not None:
+            yield item
+
+
+def _read_json(path: Path, source: str, limit: int) -> Iterator[Record | ReadProblem]:
+    with open(path, "rb") as handle:
+        head = handle.read(64).removeprefix(BOM).lstrip()
+    size = path.stat().st_size
+    if head.startswith(b"[") and size > limit:
+        yield ReadProblem(
+            source, 0, f"a JSON array of {size:,} bytes is over the limit of {limit:,} bytes that is read at once; "
+            "save the records as JSON Lines (.jsonl), one object per line, which is read line by line (or raise "
+            "data.prepare.max_line_bytes)", fatal=True)
+        return
+    if head.startswith(b"[") or size <= limit:
+        document = _json_document(path, source)
+        if document is not None:
+            yield from document
+            return
+    yield from _read_jsonl(path, source, limit)
+
+
+def _json_document(path: Path, source: str) -> list[Record | ReadProblem] | None:
+    """The records of a whole-file JSON array or object, or None for JSON lines saved as .json."""
+    data = path.read_bytes().removeprefix(BOM)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return [ReadProblem(source, data.count(b"\n", 0, error.start) + 1, _not_utf8(data, error.start), fatal=True)]
+    try:
+        value = _loads(text)
+    except _TooDeep:
+        return [ReadProblem(source, 1, _TOO_DEEP, fatal=True)]
+    except json.JSONDecodeError as error:
+        if not text.lstrip().startswith("["):
+            return None
+        cut = "; the file ends before the array is closed, so it may be cut short" if error.pos >= len(
+            text.rstrip()) else ""
+        return [ReadProblem(source, error.lineno, f"invalid JSON ({_json_error(error)}){cut}", fatal=True)]
     if isinstance(value, list):
         return [_object_record(item, source, row, "row") for row, item in enumerate(value, start=1)]
     return [_object_record(value, source, 1, "line")]
 
 
-def _object_record(value: object, source: str, line: int, unit: str) -> Record:
+def _object_record(value: object, source: str, line: int, unit: str) -> Record | ReadProblem:
     if not isinstance(value, dict):
-        where = location(source, line, unit)
-        raise DataError(f"{where}: expected a JSON object ({{...}}) for each record, got {json_type(value)}")
+        return ReadProblem(source, line, f"expected a JSON object ({{...}}) for each record, got {json_type(value)}",
+                           unit)
     return Record(source, line, value, unit)
 
 
-def _read_csv(path: Path, source: str) -> list[Record]:
-    reader = csv.reader(io.StringIO(_read_text(path, source)))
+# --- CSV -----------------------------------------------------------------------------------------------
+
+
+class _Stop(Exception):
+    def __init__(self, problem: ReadProblem):
+        self.problem = problem
+
+
+def _csv_lines(path: Path, source: str, limit: int) -> Iterator[str]:
+    for line in _lines(path, limit):
+        if line.problem:
+            raise _Stop(_fatal(line, source))
+        yield line.text
+
+
+def _read_csv(path: Path, source: str, limit: int) -> Iterator[Record | ReadProblem]:
+    # strict: a quote left open (a cut-off file) or a stray quote is an error, not a silently merged row.
+    csv.field_size_limit(max(limit, csv.field_size_limit()))  # a long text value is fine up to the record limit
+    reader = csv.reader(_csv_lines(path, source, limit), strict=True)
+    start = 1
     try:
         header = [name.strip() for name in next(reader, [])]
-        _check_header(header, source)
-        records = []
+        duplicate = _duplicate(header)
+        if duplicate:
+            yield ReadProblem(source, 1, f"duplicate column '{duplicate}' in the header; column names must be unique",
+                              fatal=True)
+            return
         start = reader.line_num + 1  # a quoted value may span lines; report the line its row starts on
         for row in reader:
             if row:  # csv yields [] for blank lines
                 if len(row) != len(header):
-                    raise DataError(
-                        f"{source}:{start}: this row has {len(row)} values but the header has {len(header)} columns"
-                    )
-                records.append(Record(source, start, dict(zip(header, row))))
+                    yield ReadProblem(source, start,
+                                      f"this row has {len(row)} values but the header has {len(header)} columns")
+                else:
+                    yield Record(source, start, dict(zip(header, row)))
             start = reader.line_num + 1
+    except _Stop as stop:
+        yield stop.problem
     except csv.Error as error:
-        raise DataError(f"{source}:{reader.line_num}: invalid CSV ({error})") from None
-    return records
+        if str(error) == "unexpected end of data":
+            yield ReadProblem(source, start, "invalid CSV (a quoted value that starts in this row is never closed; "
+                              "the file may be cut short, or a closing quote is missing)", fatal=True)
+        else:
+            yield ReadProblem(source, reader.line_num, f"invalid CSV ({error})", fatal=True)
 
 
-def _check_header(header: list[str], source: str) -> None:
+def _duplicate(header: list[str]) -> str | None:
     seen = set()
     for name in header:
         if name in seen:
-            raise DataError(f"{source}:1: duplicate column '{name}' in the header; column names must be unique")
+            return name
         seen.add(name)
+    return None
 
 
-def _read_parquet(path: Path, source: str) -> list[Record]:
+# --- Parquet -------------------------------------------------------------------------------------------
+
+
+def _read_parquet(path: Path, source: str, limit: int) -> Iterator[Record | ReadProblem]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    row = 0
     try:
-        rows = pq.read_table(path).to_pylist()
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            for data in batch.to_pylist():
+                row += 1
+                yield Record(source, row, data, "row")
     except (pa.ArrowException, OSError) as error:
-        raise DataError(f"{source}: not a readable Parquet file ({error})") from None
-    return [Record(source, row, data, "row") for row, data in enumerate(rows, start=1)]
+        yield ReadProblem(source, 0, f"not a readable Parquet file ({error})", fatal=True)
 
 
-def _read_txt(path: Path, source: str) -> list[Record]:
-    text = _read_text(path, source)
-    return [
-        Record(source, text.count("\n", 0, match.start()) + 1, {"text": match.group().rstrip()})
-        for match in _PARAGRAPH.finditer(text)
-    ]
+# --- plain text ----------------------------------------------------------------------------------------
+
+
+def _read_txt(path: Path, source: str, limit: int) -> Iterator[Record | ReadProblem]:
+    paragraph: list[str] = []
+    first = 0
+    for line in _lines(path, limit):
+        if line.problem:
+            yield _fatal(line, source)
+            return
+        if line.text.strip():
+            first = first or line.number
+            paragraph.append(line.text.removesuffix("\n").removesuffix("\r"))
+        elif paragraph:
+            yield Record(source, first, {"text": "\n".join(paragraph).rstrip()})
+            paragraph, first = [], 0
+    if paragraph:
+        yield Record(source, first, {"text": "\n".join(paragraph).rstrip()})
 
 
 _READERS = {

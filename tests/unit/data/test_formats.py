@@ -151,8 +151,42 @@ def test_no_assistant_turn():
 
 def test_last_message_must_be_assistant():
     assert error(chat(USER, ASSISTANT, USER)) == (
-        "train.jsonl:1: messages[2].role: the conversation ends with a user message; a chat example must end "
+        "train.jsonl: 1 of 1 examples needs a repair before training (ending on a user turn: 1); "
+        "`tunesmith data prepare train.jsonl --out DIR` repairs them (trailing user turns trimmed, consecutive "
+        "turns of one role merged), or set data.prepare in the config to prepare the data on every run\n"
+        "first: train.jsonl:1: messages[2].role: the conversation ends with a user message; a chat example must end "
         "with an assistant message (add the reply or drop the trailing messages)"
+    )
+
+
+def test_repairable_chats_are_counted_instead_of_failing_on_the_first():
+    good, trailing = chat(USER, ASSISTANT), chat(USER, ASSISTANT, USER)
+    repeated, both = chat(USER, USER, ASSISTANT), chat(USER, ASSISTANT, ASSISTANT, USER)
+    message = error(good, trailing, repeated, trailing, both)
+    assert message == (
+        "train.jsonl: 4 of 5 examples need a repair before training (ending on a user turn: 3; two turns of one "
+        "role in a row: 2); `tunesmith data prepare train.jsonl --out DIR` repairs them (trailing user turns "
+        "trimmed, consecutive turns of one role merged), or set data.prepare in the config to prepare the data on "
+        "every run\n"
+        "first: train.jsonl:2: messages[2].role: the conversation ends with a user message; a chat example must end "
+        "with an assistant message (add the reply or drop the trailing messages)"
+    )
+
+
+def test_repeated_speaker():
+    assert error(chat(USER, USER, ASSISTANT)).endswith(
+        "first: train.jsonl:1: messages[1].role: two user messages in a row (messages[0] and messages[1]); user and "
+        "assistant turns must alternate (merge them into one message)"
+    )
+
+
+def test_a_problem_a_person_must_fix_comes_first_and_repairs_are_still_counted():
+    assert error(chat(USER, ASSISTANT, USER), chat(USER)) == (
+        "train.jsonl:2: messages: no assistant turn; each chat example needs at least one assistant message to "
+        "learn from\n"
+        "train.jsonl: 1 of 2 examples needs a repair before training (ending on a user turn: 1); "
+        "`tunesmith data prepare train.jsonl --out DIR` repairs them (trailing user turns trimmed, consecutive "
+        "turns of one role merged), or set data.prepare in the config to prepare the data on every run"
     )
 
 

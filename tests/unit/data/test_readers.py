@@ -145,8 +145,10 @@ def test_empty_files(name, text):
 
 
 def test_invalid_utf8(workdir):
-    (workdir / "train.jsonl").write_bytes(b'{"text": "caf\xe9"}\n')
-    assert error("train.jsonl") == "train.jsonl: not valid UTF-8 text (byte 13); save the file as UTF-8"
+    (workdir / "train.jsonl").write_bytes(b'{"text": "a"}\n{"text": "caf\xe9"}\n')
+    assert error("train.jsonl") == (
+        "train.jsonl:2: not valid UTF-8 text (byte 0xe9 at column 14); save the file as UTF-8"
+    )
 
 
 def test_utf8_byte_order_mark_is_ignored(workdir):
