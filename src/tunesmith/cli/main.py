@@ -20,6 +20,7 @@ VERBS = (
     "export",
     "methods",
     "review",
+    "serve",
 )
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune LLMs on your own data, locally.")
