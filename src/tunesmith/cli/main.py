@@ -19,6 +19,8 @@ VERBS = (
     "chat",
     "export",
     "methods",
+    "eval",
+    "compare",
     "review",
     "serve",
 )

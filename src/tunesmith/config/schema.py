@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from tunesmith.config.eval_metrics import ComparisonSettings, TaskMetrics
 from tunesmith.config.pipeline import DistributedConfig, RefineConfig, StageConfig
 from tunesmith.config.prepare import PrepareConfig
 from tunesmith.config.section import Section
@@ -73,6 +74,9 @@ class EvalConfig(Section):
     batch_size: int = Field(8, ge=1)
     max_examples: int | None = Field(None, ge=1, description="score only the first N test examples")
     compare_base: bool = True
+    task: TaskMetrics = Field(default_factory=TaskMetrics, description="label, JSON and format-adherence metrics")
+    comparison: ComparisonSettings = Field(default_factory=ComparisonSettings,
+                                           description="few-shot k, bootstrap resamples, forgetting threshold")
 
 
 class RunConfig(Section):

@@ -66,3 +66,34 @@ def test_perplexity_is_exp_of_loss_and_caps_at_infinity():
     assert perplexity(math.log(12.5)) == pytest.approx(12.5)
     assert math.isfinite(perplexity(699.0))
     assert perplexity(701.0) == math.inf
+
+
+def test_rouge_1_and_2_match_hand_counts():
+    # 5 of 6 unigrams shared both ways; bigrams: "the cat", "on the", "the mat" shared of 5 on each side.
+    scores = text_metrics(["the cat is on the mat"], [SENTENCE], ["rouge_1", "rouge_2"])
+    assert scores["rouge_1"] == pytest.approx(100 * 5 / 6)
+    assert scores["rouge_2"] == pytest.approx(100 * 3 / 5)
+
+
+def test_corpus_bleu_sums_statistics_and_per_example_bleu_uses_effective_order():
+    import sacrebleu
+
+    from tunesmith.evaluate.metrics import TEXT_METRICS
+
+    answers, references = ["the cat is on the mat", "hello world there", "a b"], [SENTENCE, "hello world", "c d"]
+    bleu = TEXT_METRICS["bleu"]
+    stats = bleu.statistics(answers, references)
+    assert bleu.score(stats) == pytest.approx(sacrebleu.corpus_bleu(answers, [references]).score)
+    # "hello world there" against "hello world": unigrams 2/3, bigrams 1/2, trigrams 0/1 (exp smoothing: 1/2), no
+    # 4-gram at all, so effective order 3; the answer is longer than the reference, so no brevity penalty.
+    assert bleu.per_example(stats)[1] == pytest.approx(100 * (2 / 3 * 1 / 2 * 1 / 2) ** (1 / 3))
+    chrf = TEXT_METRICS["chrf"]
+    assert chrf.score(chrf.statistics(answers, references)) == pytest.approx(
+        sacrebleu.corpus_chrf(answers, [references]).score)
+
+
+def test_normalisation_folds_unicode_forms_case_and_whitespace_but_keeps_punctuation():
+    from tunesmith.evaluate.metrics import normalize_answer
+
+    assert normalize_answer("  Ｂｏｉｌ\u00a0the ﬁsh\n\n 6 MIN ") == "boil the fish 6 min"
+    assert normalize_answer("Boil.") != normalize_answer("boil")
