@@ -47,6 +47,7 @@ from tunesmith.train.precision import resolve_precision
 from tunesmith.train.progress import TrainingProgress
 
 REPORT_SAMPLES = 3
+INTERRUPTED = "interrupted.json"  # in a run folder stopped by a signal or a cancel token, until it finishes
 NO_TRUNCATION = 2**31 - 1
 
 
@@ -112,12 +113,20 @@ def run_one(config: RunConfig, *, resume: bool, overwrite: bool, console: Consol
     subscribers = [MetricsLog(run_dir / "metrics.jsonl"), *_trackers(config, run_dir)] if main else []
     for subscriber in subscribers:
         events.subscribe(subscriber)
+    marker = run_dir / INTERRUPTED
     try:
-        return _train_and_score(config, method, accelerator, run_dir, resume, console, events, cancel, on_step_end)
+        result = _train_and_score(config, method, accelerator, run_dir, resume, console, events, cancel, on_step_end)
+    except TrainingInterrupted as stopped:
+        if main:  # the folder says why it holds no result: stopped on purpose, resumable
+            marker.write_text(json.dumps({"step": stopped.step, "message": str(stopped)}) + "\n")
+        raise
     finally:
         for subscriber in subscribers:
             events.unsubscribe(subscriber)
             getattr(subscriber, "close", lambda: None)()
+    if main:
+        marker.unlink(missing_ok=True)
+    return result
 
 
 def _train_and_score(config, method, accelerator, run_dir, resume, console, events, cancel, on_step_end):

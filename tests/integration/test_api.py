@@ -1,6 +1,7 @@
 """The Python API and the run's event stream, on the tiny model: what a script, a sweep or the service sees."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -109,3 +110,20 @@ def test_tensorboard_is_one_more_subscriber(tiny_run_config):
     losses = [r["loss"] for r in read_metrics(result.run_dir / "metrics.jsonl") if r["type"] == "train"]
     assert [s.value for s in logs.Scalars("train/loss")] == pytest.approx(losses)
     assert [s.step for s in logs.Scalars("eval/val_loss")] == [3, 6]
+
+
+def test_a_cancelled_run_is_marked_interrupted_until_it_finishes(tiny_run_config):
+    token = tunesmith.CancelToken()
+
+    def cancel_at_two(event):
+        if event.type == "step" and event.step == 2:
+            token.cancel()
+
+    config = tiny_run_config(eval=QUICK_EVAL, training={"save_every": 100})
+    with pytest.raises(tunesmith.TrainingInterrupted, match="stopped at step 2; checkpoint saved"):
+        tunesmith.finetune(config, on_event=cancel_at_two, cancel=token)
+    run_dir = Path(config.output_dir)
+    marker = json.loads((run_dir / "interrupted.json").read_text())
+    assert marker["step"] == 2 and "--resume" in marker["message"]
+    result = tunesmith.finetune(config, resume=True)
+    assert not (run_dir / "interrupted.json").exists() and result.output.is_dir()

@@ -42,6 +42,10 @@ class TrainingInterrupted(TunesmithError):
     """Raised after a stop request (SIGTERM/SIGINT or a cancel token) once the current step is checkpointed;
     resuming continues from there."""
 
+    def __init__(self, message: str, step: int = 0):
+        super().__init__(message)
+        self.step = step
+
 
 class CancelToken:
     """Ask a running fine-tune to stop from another thread: it finishes the step, checkpoints and stops."""
@@ -147,7 +151,7 @@ class _Loop:
                 if stop:
                     message = f"stopped at step {state.step}; checkpoint saved. Continue with: tunesmith train CONFIG --resume"
                     self.events.emit(ev.RunInterrupted(step=state.step, message=message))
-                    raise TrainingInterrupted(message)
+                    raise TrainingInterrupted(message, state.step)
                 tick = time.perf_counter()
             if self.spec.val_set:
                 val_loss = self.evaluate(state)
