@@ -177,11 +177,12 @@ def test_eval_and_compare_commands(evaluated, tmp_path, monkeypatch, capsys):
     shutil.copytree(run_dir, copy)
     (tmp_path / "general.txt").write_text("The weather was mild.\n\nA bus came at noon.\n")
     monkeypatch.setattr(sys, "argv", ["tunesmith", "eval", str(copy), "--baselines", "zero_shot",
-                                      "--general", str(tmp_path / "general.txt"), "--set", "eval.max_new_tokens=3"])
+                                      "--general", str(tmp_path / "general.txt"), "--set", "eval.max_new_tokens=3",
+                                      "--set", "eval.comparison.bootstrap_resamples=150"])
     main()
     report = json.loads((copy / "eval" / "report.json").read_text())
     assert list(report["rows"]) == ["zero_shot", "tuned"] and "few_shot" not in report
-    assert report["meta"]["max_new_tokens"] == 3
+    assert report["meta"]["max_new_tokens"] == 3 and report["meta"]["bootstrap_resamples"] == 150
     assert report["forgetting"]["source"] == str(tmp_path / "general.txt")
     assert "report:" in capsys.readouterr().out
 

@@ -64,7 +64,7 @@ class TrainingConfig(Section):
 
 
 class EvalConfig(Section):
-    metrics: list[Literal["perplexity", "bleu", "chrf", "rouge_l", "exact_match"]] = [
+    metrics: list[Literal["perplexity", "bleu", "chrf", "rouge_1", "rouge_2", "rouge_l", "exact_match"]] = [
         "perplexity",
         "bleu",
         "rouge_l",

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
 
-import torch
-
 from tunesmith.data.formats import Example
 from tunesmith.data.tokenize import generation_prompt
 from tunesmith.evaluate.generate import generate_texts

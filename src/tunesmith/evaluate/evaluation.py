@@ -42,9 +42,7 @@ class EvalResult:
 
 
 def eval_settings(config: RunConfig) -> tuple[TaskMetrics, ComparisonSettings]:
-    # The run's saved config holds eval.task and eval.comparison once EvalConfig has them; older runs get defaults.
-    return (getattr(config.eval, "task", None) or TaskMetrics(),
-            getattr(config.eval, "comparison", None) or ComparisonSettings())
+    return config.eval.task, config.eval.comparison
 
 
 def scorer_for(config: RunConfig, model, tokenizer, autocast=nullcontext, task: TaskMetrics | None = None,
