@@ -228,6 +228,7 @@ def run_job(tool: str, job: dict, result_path: Path) -> None:
 
 def train_tunesmith(job: dict, output_dir: Path) -> Trained:
     import tunesmith.run as tunesmith_run
+    import tunesmith.tasks.causal_lm.run as llm_run
     from tunesmith.config.load import apply_override, build_config
     from tunesmith.train.metrics_log import read_metrics
 
@@ -265,16 +266,17 @@ def train_tunesmith(job: dict, output_dir: Path) -> Trained:
     # run() is the public API; wrapping the loop it calls times the training phase alone, as for the peer
     # (not loading, tokenizing or saving), and hands over the model and the examples it trained on.
     seen = {}
-    loop = tunesmith_run.train
+    loop = llm_run.train
 
     def measured_loop(*args, **kwargs):
         bound = inspect.signature(loop).bind(*args, **kwargs)
         with Phase() as phase:
             result = loop(*args, **kwargs)
-        seen.update(phase=phase, result=result, model=bound.arguments["model"], train_set=bound.arguments["train_set"])
+        task = bound.arguments["task"]
+        seen.update(phase=phase, result=result, model=task.model, train_set=task.train_set)
         return result
 
-    tunesmith_run.train = measured_loop
+    llm_run.train = measured_loop
     tunesmith_run.run(config, overwrite=True)
     records = read_metrics(output_dir / "metrics.jsonl")
     return Trained(

@@ -1,54 +1,40 @@
 """`run(config)`: the one entry point. The CLI, the Python API, the pipelines, sweeps and the server call it.
 
 A config with `stages:` or `refine:` runs its pipeline (pipelines/), whose every stage or round is one single run.
-A single run: resolve model and data -> score the base model -> apply the method -> train -> save -> score the
-tuned model on the same examples -> write report.json / report.md. Every phase emits events (events.py).
+A single run prepares its folder, subscribes the run's loggers and hands over to its model family's run (FAMILY_RUNS:
+load, score the base, apply the method, train through the one loop, save, score the tuned model, report). Every
+phase emits events (events.py).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import set_seed
 from rich.console import Console
 
 from tunesmith import events as ev
 from tunesmith.config.schema import RunConfig
-from tunesmith.data.splits import load_run_data
-from tunesmith.data.system_prompt import save_system_prompt, training_system_prompt
-from tunesmith.data.token_cache import encode_cached
-from tunesmith.data.tokenize import generation_prompt, text_blocks
 from tunesmith.errors import TunesmithError
-from tunesmith.evaluate.compare import question_of, score_model
-from tunesmith.evaluate.report import scores_table, write_report
-from tunesmith.methods import frozen_precision, memory, registry
-from tunesmith.methods.apply import apply_method, save_final
-from tunesmith.methods.cpu_dropout import use_cpu_dropout
-from tunesmith.methods.parameters import load_trainable_state, parameter_counts
+from tunesmith.methods import registry
 from tunesmith.models.family import model_family
-from tunesmith.models.load import load_adapter, load_model_for_method, load_tokenizer, resolve_model
-from tunesmith.provenance import config_text, write_provenance
-from tunesmith.tasks.causal_lm.activation_memory import choose_gradient_checkpointing, probe_batch
-from tunesmith.tasks.causal_lm.cpu_attention import cpu_attention
-from tunesmith.tasks.causal_lm.task import CausalLMTask, largest_micro_batch_tokens
-from tunesmith.train.distributed import (
-    broadcast_from_main, check_strategy, finish_strategy, is_main_process, local_world_size, reset_accelerate_state,
-    shards_model, strategy_kwargs,
-)
-from tunesmith.train.loop import CancelToken, TrainingInterrupted, train
+from tunesmith.provenance import write_provenance
+from tunesmith.train.distributed import check_strategy, finish_strategy, is_main_process, reset_accelerate_state, strategy_kwargs
+from tunesmith.train.loop import CancelToken, TrainingInterrupted
 from tunesmith.train.metrics_log import MetricsLog
 from tunesmith.train.precision import resolve_precision
 from tunesmith.train.progress import TrainingProgress
 
-REPORT_SAMPLES = 3
 INTERRUPTED = "interrupted.json"  # in a run folder stopped by a signal or a cancel token, until it finishes
-NO_TRUNCATION = 2**31 - 1
+
+# A family's run: train_and_score(config, method, accelerator, run_dir, resume, console, events, cancel,
+# on_step_end) -> RunResult. Imported when used, so an LLM run never imports diffusers.
+FAMILY_RUNS = {"llm": "tunesmith.tasks.causal_lm.run"}
 
 
 @dataclass
@@ -115,7 +101,9 @@ def run_one(config: RunConfig, *, resume: bool, overwrite: bool, console: Consol
         events.subscribe(subscriber)
     marker = run_dir / INTERRUPTED
     try:
-        result = _train_and_score(config, method, accelerator, run_dir, resume, console, events, cancel, on_step_end)
+        family_run = importlib.import_module(FAMILY_RUNS[method.family])
+        result = family_run.train_and_score(config, method, accelerator, run_dir, resume, console, events, cancel,
+                                            on_step_end)
     except TrainingInterrupted as stopped:
         if main:  # the folder says why it holds no result: stopped on purpose, resumable
             marker.write_text(json.dumps({"step": stopped.step, "message": str(stopped)}) + "\n")
@@ -129,133 +117,12 @@ def run_one(config: RunConfig, *, resume: bool, overwrite: bool, console: Consol
     return result
 
 
-def _train_and_score(config, method, accelerator, run_dir, resume, console, events, cancel, on_step_end):
-    main = accelerator.is_main_process
-    events.emit(ev.RunStarted(run_dir=run_dir, config=config.model_dump(mode="json")))
-    set_seed(config.training.seed)
-    source = resolve_model(config.model, config.allow_pickle)
-    tokenizer = load_tokenizer(source, config.trust_remote_code)
-    data = load_run_data(config.data, tokenizer)  # the tokenizer measures data.prepare's token lengths
-    if main:
-        save_system_prompt(run_dir, training_system_prompt(data.train))
-    encode = lambda examples: _encode(examples, data.format, tokenizer, config, console)  # noqa: E731
-    train_set, val_set = encode(data.train), encode(data.validation)
-    eval_examples = (data.test or data.validation)[: config.eval.max_examples]
-    eval_name = "test" if data.test else "validation"
-    eval_set = encode(eval_examples)
-    if not train_set:
-        raise TunesmithError(f"{config.data.train}: no training examples left after truncation to data.max_length")
-
-    model = load_model_for_method(source, config.method, config.trust_remote_code, accelerator.device,
-                                  accelerator.mixed_precision)
-    task = CausalLMTask(model, train_set, val_set, tokenizer.pad_token_id)
-    metrics = config.eval.metrics
-    if data.format == "text":  # raw text has no prompt/answer pairs to generate from: perplexity only
-        metrics = [m for m in metrics if m == "perplexity"]
-    score = lambda m: score_model(  # noqa: E731
-        m, tokenizer, eval_examples, eval_set, task.eval_collator(), metrics,
-        config.eval.max_new_tokens, config.eval.batch_size, accelerator.autocast,
-    )
-    base_scores, base_answers = _base_scores(run_dir, model, score, resume, console, main, eval_examples, events) if (
-        config.eval.compare_base and eval_examples) else (None, [])
-
-    set_seed(config.training.seed)  # the method's initialisation must not depend on whether the base was scored
-    model = _start_trainable(model, config, source.folder)
-    task.model = model
-    use_cpu_dropout(model)
-    trainable, total = parameter_counts(model)
-    whole = memory.estimate(model)
-    need = memory.per_process(whole, config.distributed, accelerator.num_processes, local_world_size())
-    checkpointing = choose_gradient_checkpointing(
-        config.training.gradient_checkpointing, model, probe_batch(train_set, task.eval_collator()),
-        largest_micro_batch_tokens(train_set, config.training), need.total, memory.device_memory(accelerator.device),
-        allowed=method.gradient_checkpointing, autocast=accelerator.autocast,
-    )
-    if checkpointing.enabled:
-        _enable_gradient_checkpointing(model)
-    plan = {
-        "method": method.name, "model": config.model, "trainable": trainable, "total": total,
-        "memory_gib": round(need.total / memory.GIB, 3),
-        "activations_gib": round(checkpointing.activation_bytes / memory.GIB, 3),
-        "gradient_checkpointing": checkpointing.enabled, "precision": _precision(accelerator),
-        "device": str(accelerator.device), "processes": accelerator.num_processes,
-        "train": len(train_set), "validation": len(val_set), eval_name: len(eval_examples),
-    }
-    console.print(
-        f"[bold]plan[/]: {method.name} on {config.model} | trainable {trainable:,} / {total:,} "
-        f"({100 * trainable / total:.2f}%) | lr {config.training.learning_rate:g} | memory {memory.describe(need)} + "
-        f"activations ~{checkpointing.activation_bytes / memory.GIB:.2f} GiB | gradient checkpointing "
-        f"{'on' if checkpointing.enabled else 'off'} ({checkpointing.reason}) | {len(train_set)} train, "
-        f"{len(val_set)} validation, {len(eval_examples)} {eval_name} examples | precision "
-        f"{_precision(accelerator)} on {accelerator.device}{_parallelism(accelerator)}"
-    )
-    events.emit(ev.Planned(plan=plan))
-    memory.check_fits(method.name, need, total, accelerator.device, loaded_weights=whole.weights)
-    started = time.perf_counter()
-    # Not under FSDP or DeepSpeed: their shards are made from the swapped weights and cannot be swapped back.
-    fast_frozen = frozen_precision.applies_to(config.method) and not shards_model(accelerator)
-    with (frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
-          cpu_attention(model, accelerator.device)):
-        result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
-                       checkpoint_files={"config.yaml": config_text(config)}, on_step_end=on_step_end)
-    train_seconds = time.perf_counter() - started
-    model = task.model
-    if result.trainable is not None:  # the trained model is sharded: rank 0 saves and scores a whole copy
-        model = _whole_model(source, config, accelerator, result.trainable) if main else None
-        result.trainable = None  # now in the model: do not hold a second copy while scoring
-    output = save_final(model, tokenizer, config.method, run_dir) if main else run_dir
-    if main:
-        write_provenance(output, config)
-
-    scores: dict = {}
-    report = None
-    if main and eval_examples:
-        console.print(f"scoring the tuned model on {len(eval_examples)} {eval_name} examples ...")
-        tuned_scores, tuned_answers = score(model)
-        scores = {"base": base_scores, "tuned": tuned_scores} if base_scores else {"tuned": tuned_scores}
-        samples = _samples(eval_examples[:REPORT_SAMPLES], tokenizer, base_answers, tuned_answers)
-        meta = {
-            "model": config.model, "method": method.name, "eval_set": eval_name,
-            "max_new_tokens": config.eval.max_new_tokens, "train_steps": result.state.step,
-            "train_tokens": result.state.seen, "train_seconds": round(train_seconds, 1),
-            "final_val_loss": result.val_loss, "trainable_params": trainable, "total_params": total,
-            "precision": _precision(accelerator),
-        }
-        _, report = write_report(run_dir, scores, samples, meta)
-        events.emit(ev.Scores(scores=scores))
-        console.print(scores_table(scores))
-        console.print(f"report: {report}")
-    # Pipelines (stages, refinement) decide on every rank from what rank 0 saved and scored.
-    return broadcast_from_main(accelerator, RunResult(run_dir, scores, output, result.val_loss, report))
-
-
 def _trackers(config: RunConfig, run_dir: Path) -> list:
     if config.training.report_to == "tensorboard":
         from tunesmith.train.tensorboard_log import TensorBoardLog
 
         return [TensorBoardLog(run_dir / "tensorboard")]
     return []
-
-
-def _precision(accelerator: Accelerator) -> str:
-    return "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision  # accelerate says "no"
-
-
-def _parallelism(accelerator: Accelerator) -> str:
-    if accelerator.num_processes == 1:
-        return ""
-    return f" x {accelerator.num_processes} processes ({accelerator.distributed_type.value})"
-
-
-def _samples(examples, tokenizer, base_answers: list[str], tuned_answers: list[str]) -> list[dict]:
-    """The first generations side by side (none for raw text, which is scored by perplexity only)."""
-    if not tuned_answers:
-        return []
-    base_answers = base_answers or [""] * len(examples)
-    return [
-        {"prompt": question_of(e), "reference": generation_prompt(e, tokenizer)[1], "base": b, "tuned": t}
-        for e, b, t in zip(examples, base_answers, tuned_answers)
-    ]
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool, overwrite: bool, console: Console) -> None:
@@ -283,56 +150,3 @@ def make_accelerator(config: RunConfig) -> Accelerator:
     return accelerator
 
 
-def _encode(examples, fmt: str, tokenizer, config: RunConfig, console: Console) -> list[dict]:
-    if fmt == "text":
-        # Raw text is never truncated: whole documents are encoded, then cut into max_length blocks.
-        encoded, _ = encode_cached(examples, tokenizer, NO_TRUNCATION, "all")
-        return text_blocks(encoded, config.data.max_length)
-    encoded, dropped = encode_cached(examples, tokenizer, config.data.max_length, config.training.train_on)
-    if dropped:
-        console.print(
-            f"[yellow]warning[/]: {dropped} example(s) of {examples[0].source} dropped: their trained tokens all "
-            f"lie beyond data.max_length={config.data.max_length}; raise it to keep them"
-        )
-    return encoded
-
-
-def _base_scores(run_dir: Path, model, score, resume: bool, console: Console, main: bool, eval_examples, events):
-    cache = run_dir / "base_scores.json"
-    if resume and cache.is_file():
-        saved = json.loads(cache.read_text())
-        return saved["scores"], saved["answers"]
-    if not main:
-        return None, []
-    console.print(f"scoring the base model on {len(eval_examples)} held-out examples ...")
-    events.emit(ev.BaseScoringStarted(n=len(eval_examples)))
-    scores, answers = score(model)
-    events.emit(ev.BaseScoringFinished(scores=scores))
-    cache.write_text(json.dumps({"scores": scores, "answers": answers}))
-    return scores, answers
-
-
-def _start_trainable(model, config: RunConfig, tokenizer_path: Path):
-    """Apply the method, or continue a previous adapter (multi-stage runs, refinement rounds)."""
-    if not config.init_adapter:
-        return apply_method(model, config.method, tokenizer_path=tokenizer_path)
-    return load_adapter(model, config.init_adapter, config.allow_pickle, is_trainable=True)
-
-
-def _whole_model(source, config: RunConfig, accelerator: Accelerator, trainable: dict):
-    """The trained model, unsharded: the base reloaded, the method applied again (with the same seed, so what it
-    derives from the base is the same), then the trained tensors gathered from the FSDP or ZeRO shards."""
-    accelerator.free_memory()  # drop accelerate's references to the sharded model
-    model = load_model_for_method(source, config.method, config.trust_remote_code, accelerator.device,
-                                  accelerator.mixed_precision)
-    set_seed(config.training.seed)
-    model = _start_trainable(model, config, source.folder)
-    load_trainable_state(model, trainable)
-    return model
-
-
-def _enable_gradient_checkpointing(model) -> None:
-    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    if hasattr(model, "enable_input_require_grads"):
-        model.enable_input_require_grads()  # frozen embeddings would otherwise cut the graph for adapters
-    model.config.use_cache = False

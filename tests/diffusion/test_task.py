@@ -206,7 +206,7 @@ def trained_task(tiny_model, folders):
 @pytest.mark.slow
 def test_trains_through_the_loop_and_resumes_exactly(isolated_cache, tiny_model, folders, tmp_path):
     from tunesmith import events as ev
-    from tunesmith.config.schema import TrainingConfig
+    from tunesmith.config.training import TrainingConfig
     from tunesmith.train.distributed import reset_accelerate_state
     from tunesmith.train.loop import train
 

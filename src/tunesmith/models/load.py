@@ -167,6 +167,16 @@ def load_causal_lm(source: ModelSource, trust_remote_code: bool = False, **kwarg
         )
 
 
+def scratch_causal_lm(source: ModelSource, trust_remote_code: bool = False):
+    """The model's architecture (its config.json) with random fp32 weights: the from-scratch baseline."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    check_remote_code(source, trust_remote_code)
+    config = AutoConfig.from_pretrained(source.folder, trust_remote_code=trust_remote_code)
+    return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code, dtype=torch.float32)
+
+
 def load_adapter(model, folder: Path, allow_pickle: bool = False, is_trainable: bool = False):
     """`model` with the PEFT adapter in `folder` (a run's adapter/, or `init_adapter:`), read from safetensors
     unless allow_pickle."""
@@ -190,13 +200,16 @@ def _weights_only(spec: str):
 
 
 def load_model_for_method(
-    source: ModelSource, method, trust_remote_code: bool = False, device="cpu", mixed_precision: str = "no"
+    source: ModelSource, method, trust_remote_code: bool = False, device="cpu", mixed_precision: str = "no",
+    scratch: bool = False,
 ):
     """The base model the method trains, on `device`: quantised at load time for qlora, fp32 otherwise.
 
     `mixed_precision` is accelerate's resolved value ('no', 'bf16', 'fp16'); qlora's compute_dtype 'auto'
-    follows it.
+    follows it. `scratch`: the same architecture with freshly initialised weights (seeded by the caller).
     """
+    if scratch:
+        return scratch_causal_lm(source, trust_remote_code).to(device)
     if not registry.of(method).quantized_base(method):
         return load_causal_lm(source, trust_remote_code).to(device)
     # Quantising while loading never holds the whole model in full precision; device_map quantises each

@@ -22,7 +22,7 @@ from accelerate import Accelerator
 from transformers import get_scheduler
 
 from tunesmith import events as ev
-from tunesmith.config.schema import TrainingConfig
+from tunesmith.config.training import TrainingConfig
 from tunesmith.errors import ConfigError, TunesmithError
 from tunesmith.methods.parameters import load_trainable_state, trainable_state
 from tunesmith.train import deepspeed_zero, fsdp

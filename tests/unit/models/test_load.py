@@ -54,3 +54,29 @@ def test_missing_paths_and_unknown_hub_ids(tmp_path, monkeypatch):
 def test_load_trained_needs_a_run_folder(tmp_path):
     with pytest.raises(ModelError, match="not a run folder"):
         load_trained(tmp_path)
+
+
+def test_scratch_model_has_the_architecture_but_not_the_weights(tiny_model_dir):
+    from tunesmith.models.load import load_causal_lm, load_model_for_method
+    from tunesmith.methods.llm.full import FullMethod
+
+    source = resolve_model(str(tiny_model_dir))
+    pretrained = load_causal_lm(source)
+    torch.manual_seed(1)  # the tiny model's own weights were drawn with seed 0
+    scratch = load_model_for_method(source, FullMethod(name="full"), scratch=True)
+    torch.manual_seed(1)
+    again = load_model_for_method(source, FullMethod(name="full"), scratch=True)
+    shapes = lambda m: {k: v.shape for k, v in m.state_dict().items()}  # noqa: E731
+    assert shapes(scratch) == shapes(pretrained)
+    name = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(scratch.state_dict()[name], pretrained.state_dict()[name])
+    assert torch.equal(scratch.state_dict()[name], again.state_dict()[name])  # seeded: reproducible
+    assert next(scratch.parameters()).dtype == torch.float32
+
+
+def test_scratch_needs_the_full_method(tiny_run_config):
+    from tunesmith.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model_init: scratch trains every weight; use method.name: full, not lora"):
+        tiny_run_config(model_init="scratch")
+    assert tiny_run_config(method={"name": "full"}, model_init="scratch").model_init == "scratch"

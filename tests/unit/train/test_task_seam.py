@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from tunesmith import events as ev
-from tunesmith.config.schema import TrainingConfig
+from tunesmith.config.training import TrainingConfig
 from tunesmith.train.batching import EpochBatchSampler
 from tunesmith.train.checkpoint import complete_checkpoints
 from tunesmith.train.distributed import reset_accelerate_state

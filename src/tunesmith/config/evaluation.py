@@ -1,0 +1,26 @@
+"""The `eval:` section: what a run and `tunesmith eval` score, on how many examples, against which baselines."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from tunesmith.config.eval_metrics import ComparisonSettings, TaskMetrics
+from tunesmith.config.section import Section
+
+
+class EvalConfig(Section):
+    metrics: list[Literal["perplexity", "bleu", "chrf", "rouge_1", "rouge_2", "rouge_l", "exact_match"]] = [
+        "perplexity",
+        "bleu",
+        "rouge_l",
+        "exact_match",
+    ]
+    max_new_tokens: int = Field(128, ge=1)
+    batch_size: int = Field(8, ge=1)
+    max_examples: int | None = Field(None, ge=1, description="score only the first N test examples")
+    compare_base: bool = True
+    task: TaskMetrics = Field(default_factory=TaskMetrics, description="label, JSON and format-adherence metrics")
+    comparison: ComparisonSettings = Field(default_factory=ComparisonSettings,
+                                           description="few-shot k, bootstrap resamples, forgetting threshold")
