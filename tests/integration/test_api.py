@@ -37,7 +37,8 @@ def test_a_run_emits_its_phases_in_order(tiny_run_config):
     # metrics.jsonl is one more subscriber of the same stream.
     logged = read_metrics(result.run_dir / "metrics.jsonl")
     assert [r["loss"] for r in logged if r["type"] == "train"] == [s.loss for s in steps]
-    assert result.report == result.run_dir / "report.md" and result.report.is_file()
+    assert result.report == result.run_dir / "eval" / "report.md" and result.report.is_file()
+    assert (result.run_dir / "report.md").is_file() and (result.run_dir / "eval" / "report.html").is_file()
 
 
 def test_a_failed_run_emits_its_message(tiny_run_config, tmp_path):

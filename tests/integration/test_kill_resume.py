@@ -120,6 +120,7 @@ def assert_same_as_uninterrupted(results, killed: Path, uninterrupted: Path, ste
     assert [p.name for p in complete_checkpoints(killed)] == [f"step-{steps - 3:07d}", f"step-{steps:07d}"]
 
 
+@pytest.mark.slow  # subprocesses: make test runs it, make test-fast leaves it out
 def test_kill_9_at_a_few_points_resumes_to_the_same_weights(chain):
     results, killed, uninterrupted = chain(FAST, max_steps=6)
     assert_same_as_uninterrupted(results, killed, uninterrupted, steps=6)
@@ -154,7 +155,7 @@ def phase_of(where: dict) -> str:
         return "saving the result"
     if where["phase"] in ("startup", "base scoring"):
         return "startup"
-    if {"evaluate", "score_model"} & set(where["stack"]):
+    if {"evaluate", "score_row"} & set(where["stack"]):
         return "evaluation"
     return "training step"
 

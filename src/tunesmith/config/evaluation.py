@@ -20,7 +20,9 @@ class EvalConfig(Section):
     max_new_tokens: int = Field(128, ge=1)
     batch_size: int = Field(8, ge=1)
     max_examples: int | None = Field(None, ge=1, description="score only the first N test examples")
-    compare_base: bool = True
+    compare_base: bool = Field(True, description="score the base model too (zero-shot), before training")
+    few_shot: bool = Field(True, description="with compare_base: also the base model few-shot "
+                                             "(eval.comparison.few_shot_k training examples in the prompt)")
     task: TaskMetrics = Field(default_factory=TaskMetrics, description="label, JSON and format-adherence metrics")
     comparison: ComparisonSettings = Field(default_factory=ComparisonSettings,
                                            description="few-shot k, bootstrap resamples, forgetting threshold")

@@ -102,25 +102,14 @@ def test_bad_settings_name_the_key():
         TaskMetrics(labels={})
 
 
-# The house style of examples/cooking-assistant as eval.task.format, exactly as it goes into its lora.yaml.
-COOKING_YAML = r"""
-format:
-  patterns:
-    - '\AShort answer: \S[^\n]*\nSteps:\n'
-    - '\nSteps:\n1\. \S[^\n]*\n2\. \S[^\n]*\n3\. \S[^\n]*\nChef''s note: '
-    - '\nChef''s note: \S[^\n]*\Z'
-    - '\A\s*(?:\S+\s+){34,79}\S+\s*\Z'
-"""
-
-
 def test_cooking_house_style_accepts_every_answer_in_the_data_and_rejects_others():
     import json
     from pathlib import Path
 
-    import yaml
+    from tunesmith.config.load import load_config
 
-    settings = TaskMetrics.model_validate(yaml.safe_load(COOKING_YAML))
     folder = Path(__file__).resolve().parents[3] / "examples" / "cooking-assistant"
+    settings = load_config(folder / "lora.yaml").eval.task  # the house style exactly as the demo scores it
     answers = [json.loads(line)["messages"][-1]["content"] for name in ("train.jsonl", "test.jsonl")
                for line in (folder / name).read_text().splitlines() if line.strip()]
     assert len(answers) > 500

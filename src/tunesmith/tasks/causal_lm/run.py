@@ -3,7 +3,6 @@ the one loop -> save -> score the tuned model on the same examples -> write repo
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -16,10 +15,8 @@ from tunesmith.config.schema import RunConfig
 from tunesmith.data.splits import load_run_data
 from tunesmith.data.system_prompt import save_system_prompt, training_system_prompt
 from tunesmith.data.token_cache import encode_cached
-from tunesmith.data.tokenize import generation_prompt, text_blocks
+from tunesmith.data.tokenize import text_blocks
 from tunesmith.errors import TunesmithError
-from tunesmith.evaluate.compare import question_of, score_model
-from tunesmith.evaluate.report import scores_table, write_report
 from tunesmith.methods import frozen_precision, memory
 from tunesmith.methods.apply import apply_method, save_final
 from tunesmith.methods.cpu_dropout import use_cpu_dropout
@@ -29,11 +26,11 @@ from tunesmith.provenance import config_text, write_provenance
 from tunesmith.run import RunResult
 from tunesmith.tasks.causal_lm.activation_memory import choose_gradient_checkpointing, probe_batch
 from tunesmith.tasks.causal_lm.cpu_attention import cpu_attention
+from tunesmith.tasks.causal_lm.run_scoring import RunScoring
 from tunesmith.tasks.causal_lm.task import CausalLMTask, largest_micro_batch_tokens
 from tunesmith.train.distributed import broadcast_from_main, local_world_size, shards_model
 from tunesmith.train.loop import train
 
-REPORT_SAMPLES = 3
 NO_TRUNCATION = 2**31 - 1
 
 
@@ -48,24 +45,15 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
         save_system_prompt(run_dir, training_system_prompt(data.train))
     encode = lambda examples: _encode(examples, data.format, tokenizer, config, console)  # noqa: E731
     train_set, val_set = encode(data.train), encode(data.validation)
-    eval_examples = (data.test or data.validation)[: config.eval.max_examples]
-    eval_name = "test" if data.test else "validation"
-    eval_set = encode(eval_examples)
     if not train_set:
         raise TunesmithError(f"{config.data.train}: no training examples left after truncation to data.max_length")
 
     model = load_model_for_method(source, config.method, config.trust_remote_code, accelerator.device,
                                   accelerator.mixed_precision, scratch=config.model_init == "scratch")
     task = CausalLMTask(model, train_set, val_set, tokenizer.pad_token_id)
-    metrics = config.eval.metrics
-    if data.format == "text":  # raw text has no prompt/answer pairs to generate from: perplexity only
-        metrics = [m for m in metrics if m == "perplexity"]
-    score = lambda m: score_model(  # noqa: E731
-        m, tokenizer, eval_examples, eval_set, task.eval_collator(), metrics,
-        config.eval.max_new_tokens, config.eval.batch_size, accelerator.autocast,
-    )
-    base_scores, base_answers = _base_scores(run_dir, model, score, resume, console, main, eval_examples, events) if (
-        config.eval.compare_base and eval_examples) else (None, [])
+    scoring = RunScoring.prepare(config, data, tokenizer, model, accelerator.autocast) if main else None
+    if scoring:
+        scoring.score_base(model, run_dir, resume, console, events)
 
     set_seed(config.training.seed)  # the method's initialisation must not depend on whether the base was scored
     model = _start_trainable(model, config, source.folder)
@@ -87,14 +75,15 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
         "activations_gib": round(checkpointing.activation_bytes / memory.GIB, 3),
         "gradient_checkpointing": checkpointing.enabled, "precision": _precision(accelerator),
         "device": str(accelerator.device), "processes": accelerator.num_processes,
-        "train": len(train_set), "validation": len(val_set), eval_name: len(eval_examples),
+        "train": len(train_set), "validation": len(val_set),
+        **({scoring.eval_name: len(scoring.examples)} if scoring else {}),
     }
     console.print(
         f"[bold]plan[/]: {method.name} on {config.model} | trainable {trainable:,} / {total:,} "
         f"({100 * trainable / total:.2f}%) | lr {config.training.learning_rate:g} | memory {memory.describe(need)} + "
         f"activations ~{checkpointing.activation_bytes / memory.GIB:.2f} GiB | gradient checkpointing "
         f"{'on' if checkpointing.enabled else 'off'} ({checkpointing.reason}) | {len(train_set)} train, "
-        f"{len(val_set)} validation, {len(eval_examples)} {eval_name} examples | precision "
+        f"{len(val_set)} validation{_scored(scoring)} examples | precision "
         f"{_precision(accelerator)} on {accelerator.device}{_parallelism(accelerator)}"
     )
     events.emit(ev.Planned(plan=plan))
@@ -115,51 +104,32 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     if main:
         write_provenance(output, config)
 
-    scores: dict = {}
-    report = None
-    if main and eval_examples:
-        console.print(f"scoring the tuned model on {len(eval_examples)} {eval_name} examples ...")
-        tuned_scores, tuned_answers = score(model)
-        scores = {"base": base_scores, "tuned": tuned_scores} if base_scores else {"tuned": tuned_scores}
-        samples = _samples(eval_examples[:REPORT_SAMPLES], tokenizer, base_answers, tuned_answers)
+    scores, report = {}, None
+    if scoring:
         meta = {
-            "model": config.model, "method": method.name, "eval_set": eval_name,
+            "model": config.model, "method": method.name, "eval_set": scoring.eval_name,
             "max_new_tokens": config.eval.max_new_tokens, "train_steps": result.state.step,
             "train_tokens": result.state.seen, "train_seconds": round(train_seconds, 1),
             "final_val_loss": result.val_loss, "trainable_params": trainable, "total_params": total,
             "precision": _precision(accelerator),
         }
-        _, report = write_report(run_dir, scores, samples, meta)
-        events.emit(ev.Scores(scores=scores))
-        console.print(scores_table(scores))
-        console.print(f"report: {report}")
+        scores, report = scoring.finish(model, run_dir, meta, console, events)
     # Pipelines (stages, refinement) decide on every rank from what rank 0 saved and scored.
     return broadcast_from_main(accelerator, RunResult(run_dir, scores, output, result.val_loss, report))
 
+
+def _scored(scoring) -> str:
+    return f", {len(scoring.examples)} {scoring.eval_name}" if scoring else ""
 
 
 def _precision(accelerator: Accelerator) -> str:
     return "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision  # accelerate says "no"
 
 
-
 def _parallelism(accelerator: Accelerator) -> str:
     if accelerator.num_processes == 1:
         return ""
     return f" x {accelerator.num_processes} processes ({accelerator.distributed_type.value})"
-
-
-
-def _samples(examples, tokenizer, base_answers: list[str], tuned_answers: list[str]) -> list[dict]:
-    """The first generations side by side (none for raw text, which is scored by perplexity only)."""
-    if not tuned_answers:
-        return []
-    base_answers = base_answers or [""] * len(examples)
-    return [
-        {"prompt": question_of(e), "reference": generation_prompt(e, tokenizer)[1], "base": b, "tuned": t}
-        for e, b, t in zip(examples, base_answers, tuned_answers)
-    ]
-
 
 
 def _encode(examples, fmt: str, tokenizer, config: RunConfig, console: Console) -> list[dict]:
@@ -176,29 +146,11 @@ def _encode(examples, fmt: str, tokenizer, config: RunConfig, console: Console) 
     return encoded
 
 
-
-def _base_scores(run_dir: Path, model, score, resume: bool, console: Console, main: bool, eval_examples, events):
-    cache = run_dir / "base_scores.json"
-    if resume and cache.is_file():
-        saved = json.loads(cache.read_text())
-        return saved["scores"], saved["answers"]
-    if not main:
-        return None, []
-    console.print(f"scoring the base model on {len(eval_examples)} held-out examples ...")
-    events.emit(ev.BaseScoringStarted(n=len(eval_examples)))
-    scores, answers = score(model)
-    events.emit(ev.BaseScoringFinished(scores=scores))
-    cache.write_text(json.dumps({"scores": scores, "answers": answers}))
-    return scores, answers
-
-
-
 def _start_trainable(model, config: RunConfig, tokenizer_path: Path):
     """Apply the method, or continue a previous adapter (multi-stage runs, refinement rounds)."""
     if not config.init_adapter:
         return apply_method(model, config.method, tokenizer_path=tokenizer_path)
     return load_adapter(model, config.init_adapter, config.allow_pickle, is_trainable=True)
-
 
 
 def _whole_model(source, config: RunConfig, accelerator: Accelerator, trainable: dict):
@@ -211,7 +163,6 @@ def _whole_model(source, config: RunConfig, accelerator: Accelerator, trainable:
     model = _start_trainable(model, config, source.folder)
     load_trainable_state(model, trainable)
     return model
-
 
 
 def _enable_gradient_checkpointing(model) -> None:
