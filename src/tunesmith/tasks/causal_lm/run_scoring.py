@@ -72,7 +72,7 @@ class RunScoring:
             self.general_base = np.array(saved["general"], dtype=np.float64)
             return
         if self.note:
-            console.print(f"[yellow]note[/]: {self.note}", highlight=False)
+            console.print(f"[yellow]note[/]: {self.note}", highlight=False, soft_wrap=True)
         names = ["zero_shot", *(["few_shot"] if self.shots else [])]
         console.print(f"scoring the base model ({', '.join(names)}) on {len(self.examples)} {self.eval_name} "
                       "examples ...")
