@@ -19,19 +19,22 @@ from typing import TYPE_CHECKING
 from tunesmith.version import __version__
 
 if TYPE_CHECKING:
-    from tunesmith.api import finetune, load_config, load_tuned
+    from tunesmith.api import finetune, load_config, load_tuned, sweep
     from tunesmith.config.schema import RunConfig
     from tunesmith.errors import ConfigError, DataError, ModelError, TunesmithError
+    from tunesmith.pipelines.sweep import SweepResult
     from tunesmith.run import RunResult
     from tunesmith.train.loop import CancelToken, TrainingInterrupted
 
 __all__ = [
-    "__version__", "load_config", "finetune", "load_tuned", "RunConfig", "RunResult", "CancelToken", "events",
+    "__version__", "load_config", "finetune", "sweep", "load_tuned", "RunConfig", "RunResult", "SweepResult",
+    "CancelToken", "events",
     "TunesmithError", "ConfigError", "DataError", "ModelError", "TrainingInterrupted",
 ]
 
 _WHERE = {
-    "load_config": "tunesmith.api", "finetune": "tunesmith.api", "load_tuned": "tunesmith.api",
+    "load_config": "tunesmith.api", "finetune": "tunesmith.api", "sweep": "tunesmith.api", "load_tuned": "tunesmith.api",
+    "SweepResult": "tunesmith.pipelines.sweep",
     "RunConfig": "tunesmith.config.schema", "RunResult": "tunesmith.run", "CancelToken": "tunesmith.train.loop",
     "TrainingInterrupted": "tunesmith.train.loop", "TunesmithError": "tunesmith.errors",
     "ConfigError": "tunesmith.errors", "DataError": "tunesmith.errors", "ModelError": "tunesmith.errors",

@@ -1,4 +1,5 @@
-"""The public functions behind `tunesmith.load_config`, `tunesmith.finetune` and `tunesmith.load_tuned`."""
+"""The public functions behind `tunesmith.load_config`, `tunesmith.finetune`, `tunesmith.sweep` and
+`tunesmith.load_tuned`."""
 
 from __future__ import annotations
 
@@ -39,6 +40,18 @@ def finetune(config: RunConfig | str | Path, *, on_event: Callable[[Event], None
     if not isinstance(config, RunConfig):
         config = load_config(config)
     return run(config, resume=resume, overwrite=overwrite, on_event=on_event, cancel=cancel)
+
+
+def sweep(config: RunConfig | str | Path, *, on_event: Callable[[Event], None] | None = None,
+          cancel: CancelToken | None = None):
+    """Run or continue the config's `sweep:` (an Optuna study, one run per trial); returns a SweepResult (trials,
+    best trial, best.yaml, importance). `on_event` receives every trial's run events."""
+    from tunesmith.pipelines.sweep import run_sweep
+
+    offline_defaults()
+    if not isinstance(config, RunConfig):
+        config = load_config(config)
+    return run_sweep(config, on_event=on_event, cancel=cancel)
 
 
 def load_tuned(run_dir: str | Path, allow_pickle: bool = False):

@@ -19,6 +19,7 @@ VERBS = (
     "chat",
     "export",
     "methods",
+    "sweep",
     "eval",
     "compare",
     "review",
