@@ -154,15 +154,15 @@ def test_compare_lines_up_runs_on_the_same_test_set(evaluated):
     assert "fingerprint" in text and "zero_shot" in text and "few_shot" in text and "lora" in text
 
 
-def test_scratch_baseline_is_a_one_line_error(monkeypatch, capsys, tmp_path):
+def test_unknown_baseline_is_a_one_line_error(monkeypatch, capsys, tmp_path):
     from tunesmith.cli.main import main
 
-    monkeypatch.setattr(sys, "argv", ["tunesmith", "eval", str(tmp_path), "--baselines", "zero_shot,scratch"])
+    monkeypatch.setattr(sys, "argv", ["tunesmith", "eval", str(tmp_path), "--baselines", "zero_shot,scrach"])
     with pytest.raises(SystemExit) as exit_info:
         main()
     error = capsys.readouterr().err
     assert exit_info.value.code == 2
-    assert "scratch" in error and "not available yet" in error and "Traceback" not in error
+    assert "'scrach'" in error and "zero_shot, few_shot, scratch" in error and "Traceback" not in error
     assert len(error.strip().splitlines()) == 1
 
 

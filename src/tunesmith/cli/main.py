@@ -19,6 +19,7 @@ VERBS = (
     "chat",
     "export",
     "methods",
+    "models",
     "sweep",
     "eval",
     "compare",

@@ -1,7 +1,8 @@
 """The evaluation report: report.json (the document), report.md and report.html rendered from it, examples.jsonl.
 
-The document leads with the rows (zero-shot, few-shot, tuned), the differences with their intervals and the
-verdicts; then fit, forgetting, per-example changes and ten generations side by side.
+The document leads with the rows (zero-shot, few-shot, scratch, tuned), the differences with their intervals and
+the verdicts; then fine-tuning against training from scratch, the human review, fit, forgetting, per-example changes
+and ten generations side by side.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
+from tunesmith.atomic import write_text_atomic
 from tunesmith.evaluate.comparison import Comparison
-from tunesmith.evaluate.report import _cell, _write_atomic
+from tunesmith.evaluate.report import _cell
 
 SIDE_BY_SIDE = 10
-ROW_ORDER = ("zero_shot", "few_shot", "tuned")
+ROW_ORDER = ("zero_shot", "few_shot", "scratch", "tuned")
+# Sections whose one-line summary joins the verdicts, in this order.
+NOTE_SECTIONS = ("scratch", "review", "forgetting", "fit")
 _PROMPT_CHARS = 80
 
 
@@ -137,15 +141,60 @@ def _sample_lines(document: dict) -> list[str]:
     return lines
 
 
+def note_lines(document: dict) -> list[str]:
+    """The one-line summaries of the sections present (from scratch, human review, forgetting, fit)."""
+    return [line for key in NOTE_SECTIONS if document.get(key) for line in _lines_of(document[key])]
+
+
+def _lines_of(section: dict) -> list[str]:
+    return section["lines"] if "lines" in section else [section["line"]]
+
+
+def seconds(value) -> str:
+    return "–" if value is None else f"{value:,.1f} s"
+
+
+def case_study_rows(document: dict) -> list[list[str]]:
+    """Fine-tuning against training from scratch: one row per model, quality (the headline metric and
+    perplexity where computed), training time, training tokens, training FLOPs."""
+    training, headline = document["scratch"]["training"], document["headline"]
+    quality = [m for m in dict.fromkeys((headline, "perplexity")) if m in document["metrics"]]
+    rows = []
+    for name in ("tuned", "scratch"):
+        scores, spent = document["rows"].get(name, {}), training[name]
+        rows.append([name, *(number(m, scores.get(m)) for m in quality), seconds(spent["seconds"]),
+                     f"{spent['tokens']:,}", f"{spent['parameters']:,}", f"{spent['flops']:.2e}"])
+    return [["", *quality, "training time", "training tokens", "parameters", "training FLOPs"], *rows]
+
+
+def _scratch_lines(document: dict) -> list[str]:
+    section = document.get("scratch")
+    if not section:
+        return []
+    header, *rows = case_study_rows(document)
+    return ["", "## Fine-tuning vs training from scratch", "", _row(header),
+            _row(["---"] + ["---:"] * (len(header) - 1)), *(_row([f"**{r[0]}**", *r[1:]]) for r in rows), "",
+            f"- {section['line']}", f"- scratch run: {section['run_dir']} ({section['learning_rate_reason']})",
+            f"- FLOPs: {section['flops_rule']}"]
+
+
+def _review_lines(document: dict) -> list[str]:
+    from tunesmith.review.summary import summary_markdown
+
+    section = document.get("review")
+    if not section:
+        return []
+    return [line for summary in section["summaries"].values() for line in ("", summary_markdown(summary).rstrip())]
+
+
 def markdown(document: dict) -> str:
     meta = document["meta"]
     lines = [f"# Was fine-tuning worth it? {meta.get('model', '')} + {meta.get('method', '')}", ""]
     lines += [f"- **{key}**: {value}" for key, value in meta.items() if not isinstance(value, (dict, list))]
     lines += ["", "## Verdict", "", *(f"- {line}" for line in document["verdicts"])]
-    for key in ("forgetting", "fit"):
-        if document.get(key):
-            lines.append(f"- {document[key]['line']}")
+    lines += [f"- {line}" for line in note_lines(document)]
     lines += ["", "## Scores", "", *_score_lines(document), *_difference_lines(document)]
+    lines += _scratch_lines(document) + _review_lines(document)
     if document.get("fit") and document.get("loss_curves"):
         lines += ["", "## Loss curves", "", f"![training and validation loss]({document['loss_curves']})", "",
                   document["fit"]["line"]]
@@ -160,13 +209,20 @@ def markdown(document: dict) -> str:
 # --- files and terminal -------------------------------------------------------------------------------------------
 
 
-def write_eval_report(out_dir: Path, document: dict, examples: list[dict], html: str) -> dict[str, Path]:
+def write_examples(out_dir: Path, examples: list[dict]) -> Path:
+    """eval/examples.jsonl: written before the reports, since the human review's tally reads the answers from it."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: out_dir / name for name in ("report.json", "report.md", "report.html", "examples.jsonl")}
-    _write_atomic(paths["report.json"], json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
-    _write_atomic(paths["report.md"], markdown(document))
-    _write_atomic(paths["report.html"], html)
-    _write_atomic(paths["examples.jsonl"], "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
+    path = out_dir / "examples.jsonl"
+    write_text_atomic(path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in examples))
+    return path
+
+
+def write_eval_report(out_dir: Path, document: dict, html: str) -> dict[str, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: out_dir / name for name in ("report.json", "report.md", "report.html")}
+    write_text_atomic(paths["report.json"], json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_text_atomic(paths["report.md"], markdown(document))
+    write_text_atomic(paths["report.html"], html)
     return paths
 
 

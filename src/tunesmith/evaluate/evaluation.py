@@ -1,7 +1,8 @@
 """The end of an evaluation, shared by `tunesmith eval` and the end of training: rows in, eval/ folder out.
 
-Scored rows are compared (intervals, verdicts), then joined by forgetting, fit and error analysis, written as
-RUN_DIR/eval/report.json, report.md, report.html, examples.jsonl and loss_curves.png, and printed.
+Scored rows are compared (intervals, verdicts), then joined by forgetting, fit, error analysis, the from-scratch
+case study and the human review's tally (when RUN_DIR/review/ has votes), written as RUN_DIR/eval/report.json,
+report.md, report.html, examples.jsonl and loss_curves.png, and printed.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from tunesmith.data.formats import Example
 from tunesmith.evaluate.bootstrap import paired_difference, resample_counts
 from tunesmith.evaluate.compare import question_of
 from tunesmith.evaluate.comparison import Comparison, compare_rows
-from tunesmith.evaluate.eval_report import build_document, example_rows, rows_table, write_eval_report
+from tunesmith.evaluate.eval_report import (
+    build_document, example_rows, note_lines, rows_table, write_eval_report, write_examples,
+)
 from tunesmith.evaluate.failures import changes, export_failures
 from tunesmith.evaluate.fingerprint import test_set_info
 from tunesmith.evaluate.fit import diagnose, plot_curves, read_curves
@@ -28,6 +31,7 @@ from tunesmith.evaluate.losses import model_context
 from tunesmith.evaluate.metrics import PERPLEXITY
 from tunesmith.evaluate.plots import differences_png
 from tunesmith.evaluate.report_html import html_report
+from tunesmith.evaluate.review_section import review_section
 from tunesmith.evaluate.rows import BASELINES, Row, Scorer, chosen_metrics, references_of
 
 EVAL_DIR = "eval"
@@ -65,28 +69,27 @@ class GeneralText:
 def write_evaluation(run_dir: Path, config: RunConfig, scorer: Scorer, rows: dict[str, Row], examples: list[Example],
                      test_name: str, settings: ComparisonSettings, *, shots: list[Example] = (),
                      general: GeneralText | None = None, export_failures_to: Path | None = None,
-                     meta: dict | None = None, console: Console | None = None) -> EvalResult:
+                     meta: dict | None = None, console: Console | None = None,
+                     sections: dict | None = None) -> EvalResult:
     """Compare the scored rows, then write RUN_DIR/eval/ (report.json, .md, .html, examples.jsonl, loss_curves.png)
-    and print the table and the verdicts. `rows` holds "tuned" and any baselines, scored on `examples`."""
+    and print the table and the verdicts. `rows` holds "tuned" and any baselines, scored on `examples`;
+    `sections` adds report sections by name (e.g. "scratch", the from-scratch case study)."""
     console = console or Console()
     result = compare_rows(rows, scorer.metrics, settings)
     out_dir = run_dir / EVAL_DIR
     out_dir.mkdir(parents=True, exist_ok=True)
     charts: dict[str, bytes] = {"differences": differences_png(result.differences)} if result.differences else {}
-    extras: dict = {"test_set": test_set_info(examples, test_name)}
-    notes: list[str] = []
+    extras: dict = {"test_set": test_set_info(examples, test_name), **(sections or {})}
     if general is not None:
         counts = resample_counts(len(general.base), settings.bootstrap_resamples, settings.bootstrap_seed)
         drift = paired_difference(PERPLEXITY, general.tuned, general.base, "base", counts, settings.confidence)
         forgot = forgetting(general.source, general.base, general.tuned, drift, settings.forgetting_threshold)
         extras["forgetting"] = forgot.to_dict()
-        notes.append(forgot.line())
     curves = read_curves(run_dir / "metrics.jsonl")
     if curves is not None:
         diagnosis = diagnose(curves)
         charts["loss_curves"] = plot_curves(curves, diagnosis, out_dir / "loss_curves.png").read_bytes()
         extras |= {"fit": diagnosis.to_dict(), "loss_curves": "loss_curves.png"}
-        notes.append(diagnosis.line)
     if shots:
         extras["few_shot"] = {"k": len(shots), "seed": settings.few_shot_seed, "shots": [shot.where for shot in shots]}
     references = references_of(examples, scorer.tokenizer)
@@ -102,11 +105,14 @@ def write_evaluation(run_dir: Path, config: RunConfig, scorer: Scorer, rows: dic
     meta = {"run_dir": str(run_dir), "model": config.model, "method": config.method.name, "test_set": test_name,
             "rows": ", ".join(rows), "max_new_tokens": scorer.max_new_tokens,
             "bootstrap_resamples": settings.bootstrap_resamples, "confidence": settings.confidence, **(meta or {})}
+    write_examples(out_dir, example_rows(result, questions, references))
+    review = review_section(run_dir)  # after examples.jsonl: the votes are matched to the answers in it
+    if review:
+        extras["review"] = review
     document = build_document(result, questions, references, meta, extras)
-    paths = write_eval_report(out_dir, document, example_rows(result, questions, references),
-                              html_report(document, charts))
+    paths = write_eval_report(out_dir, document, html_report(document, charts))
     console.print(rows_table(document))
-    for line in [*document["verdicts"], *notes]:
+    for line in [*document["verdicts"], *note_lines(document)]:
         console.print(line, highlight=False, soft_wrap=True)
     if written is not None:
         console.print(f"{written} failure(s) written to {export_failures_to} (test examples: hold out fresh ones "

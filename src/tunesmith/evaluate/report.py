@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import html
 import json
-import os
-import uuid
 from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
+
+from tunesmith.atomic import write_text_atomic
 
 # Known metrics keep a stable column order; any other numeric metric follows in first-seen order.
 _METRIC_ORDER = ("perplexity", "bleu", "chrf", "rouge_l", "exact_match")
@@ -135,24 +135,12 @@ def _markdown(scores: dict, samples: list[dict], meta: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see a half-written report."""
-    # Not tempfile.mkstemp: its 0600 mode would survive the rename and hide the report from other users.
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        temp.write_text(text, encoding="utf-8")
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
 def write_report(run_dir: Path, scores: dict, samples: list[dict], meta: dict) -> tuple[Path, Path]:
     """Write report.json and report.md into run_dir; return their paths (json, md)."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     json_path, md_path = run_dir / "report.json", run_dir / "report.md"
     document = {**scores, "meta": meta, "samples": samples}
-    _write_atomic(json_path, json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
-    _write_atomic(md_path, _markdown(scores, samples, meta))
+    write_text_atomic(json_path, json.dumps(document, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_text_atomic(md_path, _markdown(scores, samples, meta))
     return json_path, md_path

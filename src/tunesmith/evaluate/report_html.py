@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from tunesmith.evaluate.eval_report import ROW_ORDER, interval, number, outcome, signed
+from tunesmith.evaluate.eval_report import ROW_ORDER, case_study_rows, interval, note_lines, number, outcome, signed
 from tunesmith.evaluate.plots import data_uri
 
 _CSS = """
@@ -68,6 +68,39 @@ def _samples(document: dict) -> str:
     return "<h2>Generations side by side</h2>" + _table(columns, rows, set(range(len(columns))))
 
 
+def _scratch(document: dict) -> str:
+    section = document.get("scratch")
+    if not section:
+        return ""
+    header, *rows = case_study_rows(document)
+    return ("<h2>Fine-tuning vs training from scratch</h2>" + _table(header, [[escape(c) for c in r] for r in rows])
+            + f"<p>{escape(section['line'])}</p><p>scratch run: {escape(section['run_dir'])} "
+              f"({escape(section['learning_rate_reason'])}); FLOPs: {escape(section['flops_rule'])}</p>")
+
+
+def _review(document: dict) -> str:
+    from tunesmith.review.summary import agreement_line, headline
+
+    section = document.get("review")
+    if not section:
+        return ""
+    parts = []
+    for against, summary in section["summaries"].items():
+        parts += [f"<h2>Human review: tuned vs {escape(against)}</h2>", f"<p>{escape(headline(summary))}</p>"]
+        if summary["win_rate"] is not None:
+            outcomes = summary["outcomes"]
+            parts.append(f"<p>votes: tuned better {outcomes['tuned']}, {escape(against)} better "
+                         f"{outcomes['baseline']}, tie {outcomes['tie']}; {escape(agreement_line(summary['agreement']))}"
+                         f"</p><p>{escape(summary['method'])}</p>")
+        if summary["stale_votes"]:
+            parts.append(f"<p>not counted: {summary['stale_votes']} vote(s) on answers the run no longer has</p>")
+        reviewers = [[escape(name), *(str(row[k]) for k in ("votes", "tuned", "baseline", "tie"))]
+                     for name, row in summary["reviewers"].items()]
+        if reviewers:
+            parts.append(_table(["reviewer", "votes", "tuned better", "baseline better", "tie"], reviewers))
+    return "".join(parts)
+
+
 def _image(png: bytes | None, alt: str) -> str:
     return f'<p><img alt="{escape(alt)}" src="{data_uri(png)}"></p>' if png else ""
 
@@ -78,13 +111,14 @@ def html_report(document: dict, charts: dict[str, bytes]) -> str:
     title = f"Was fine-tuning worth it? {meta.get('model', '')} + {meta.get('method', '')}"
     meta_rows = [[escape(str(k)), escape(str(v))] for k, v in meta.items() if not isinstance(v, (dict, list))]
     verdicts = "".join(f'<p class="verdict">{escape(line)}</p>' for line in document["verdicts"])
-    notes = "".join(f"<p>{escape(document[k]['line'])}</p>" for k in ("forgetting", "fit") if document.get(k))
+    notes = "".join(f"<p>{escape(line)}</p>" for line in note_lines(document))
     parts = [
         f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{escape(title)}</title>",
         f"<style>{_CSS}</style></head><body><h1>{escape(title)}</h1>",
         "<h2>Verdict</h2>", verdicts, notes,
         "<h2>Scores</h2>", _scores(document), _differences(document),
         _image(charts.get("differences"), "tuned minus baseline with confidence intervals"),
+        _scratch(document), _review(document),
     ]
     if charts.get("loss_curves"):
         parts += ["<h2>Loss curves</h2>", _image(charts["loss_curves"], "training and validation loss")]

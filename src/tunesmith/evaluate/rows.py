@@ -2,7 +2,7 @@
 
 A row keeps its answers and each metric's per-example statistics, so the report can show per-example scores and
 the bootstrap can resample them. Rows are named zero_shot (the base model as is), few_shot (the base model shown
-training examples first) and tuned.
+training examples first), scratch (the architecture trained from random weights on the same budget) and tuned.
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from tunesmith.evaluate.losses import answer_encoding, text_encoding, token_loss
 from tunesmith.evaluate.metrics import PERPLEXITY, TEXT_METRICS, Metric, check_metric_names
 from tunesmith.evaluate.task_metrics import task_metrics
 
-ROW_LABELS = {"zero_shot": "the base model zero-shot", "few_shot": "few-shot prompting", "tuned": "the tuned model"}
-BASELINES = ("zero_shot", "few_shot")
+ROW_LABELS = {"zero_shot": "the base model zero-shot", "few_shot": "few-shot prompting",
+              "scratch": "the same architecture trained from scratch", "tuned": "the tuned model"}
+BASELINES = ("zero_shot", "few_shot", "scratch")
+DEFAULT_BASELINES = ("zero_shot", "few_shot")  # scratch trains a model, so it is asked for by name
 
 
 @dataclass(frozen=True)

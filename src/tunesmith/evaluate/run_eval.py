@@ -1,8 +1,10 @@
-"""`tunesmith eval RUN_DIR`: was fine-tuning worth it? The base model zero-shot and few-shot against the tuned model
-on one test set, with intervals, forgetting, fit and error analysis, written to RUN_DIR/eval/.
+"""`tunesmith eval RUN_DIR`: was fine-tuning worth it? The base model zero-shot and few-shot (and, asked for, the
+architecture trained from scratch on the same budget) against the tuned model on one test set, with intervals,
+forgetting, fit and error analysis, written to RUN_DIR/eval/.
 
 The base model is the tuned one with its adapter switched off (PEFT's disable_adapter), or, for methods that
-change the weights themselves, the base loaded beside it for as long as its rows take.
+change the weights themselves, the base loaded beside it for as long as its rows take. The from-scratch model is
+trained first (evaluate/scratch.py) and loaded after the others are scored.
 """
 
 from __future__ import annotations
@@ -23,18 +25,14 @@ from tunesmith.errors import DataError, TunesmithError
 from tunesmith.evaluate.evaluation import EvalResult, GeneralText, eval_settings, scorer_for, write_evaluation
 from tunesmith.evaluate.few_shot import choose_shots, with_shots
 from tunesmith.evaluate.forgetting import general_passages
-from tunesmith.evaluate.rows import BASELINES, Row
-
-# Baselines issue 13 adds later; asking for one gives a clear message instead of an unknown-name error.
-_NOT_YET = {"scratch": "training the same architecture from scratch"}
+from tunesmith.evaluate.rows import BASELINES, DEFAULT_BASELINES, Row
+from tunesmith.evaluate.scratch import case_study, train_scratch
+from tunesmith.evaluate.training_budget import read_training
 
 
 def parse_baselines(text: str) -> tuple[str, ...]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     for name in names:
-        if name in _NOT_YET:
-            raise TunesmithError(f"--baselines {name}: {_NOT_YET[name]} is not available yet; use "
-                                 f"--baselines {','.join(BASELINES)}")
         if name not in BASELINES:
             raise TunesmithError(f"--baselines: unknown baseline '{name}'; choose from {', '.join(BASELINES)}")
     return tuple(dict.fromkeys(names))
@@ -94,7 +92,7 @@ def evaluate_run(
     run_dir: str | Path,
     *,
     test: str | Path | None = None,
-    baselines: tuple[str, ...] = BASELINES,
+    baselines: tuple[str, ...] = DEFAULT_BASELINES,
     general: str | Path | None = None,
     export_failures_to: str | Path | None = None,
     overrides: list[str] = (),
@@ -102,8 +100,12 @@ def evaluate_run(
     comparison: ComparisonSettings | None = None,
     console: Console | None = None,
 ) -> EvalResult:
-    """Score the run, write RUN_DIR/eval/report.{json,md,html} and examples.jsonl, print the verdicts."""
-    from tunesmith.models.load import load_trained
+    """Score the run, write RUN_DIR/eval/report.{json,md,html} and examples.jsonl, print the verdicts.
+
+    With "scratch" in `baselines`, RUN_DIR/eval/scratch/ is trained first (or reused, or continued)."""
+    from tunesmith.methods.parameters import parameter_counts
+    from tunesmith.models.catalogue import parameters_of
+    from tunesmith.models.load import load_trained, resolve_model
 
     console = console or Console()
     started = time.perf_counter()
@@ -122,6 +124,10 @@ def evaluate_run(
     shots = choose_shots(data.train, examples, settings.few_shot_k, settings.few_shot_seed) if (
         "few_shot" in baselines) else []
     passages, general_source = general_passages(general)
+    scratch_dir = given = None
+    if "scratch" in baselines:
+        architecture = parameters_of(resolve_model(config.model, config.allow_pickle).folder)
+        scratch_dir, given = train_scratch(config, run_dir, architecture, console)
 
     model, tokenizer = load_trained(run_dir, config.allow_pickle)
     device = _device(model)
@@ -138,9 +144,18 @@ def evaluate_run(
         general_base = scorer.text_losses(base, passages, config.data.max_length)
     rows["tuned"] = scorer.row("tuned", model, examples)
     general_tuned = scorer.text_losses(model, passages, config.data.max_length)
+    sections = {}
+    if scratch_dir is not None:
+        tuned_parameters = parameter_counts(model)[1]
+        del model  # the scratch model takes its place
+        scratch, _ = load_trained(scratch_dir)
+        rows["scratch"] = scorer.row("scratch", _to_device(scratch, device), examples)
+        sections["scratch"] = case_study(read_training(run_dir), tuned_parameters, read_training(scratch_dir),
+                                         parameter_counts(scratch)[1], given)
+        del scratch
     return write_evaluation(
         run_dir, config, scorer, rows, examples, test_name, settings, shots=shots,
         general=GeneralText(general_source, general_base, general_tuned), export_failures_to=export_failures_to,
         meta={"device": str(device), "precision": precision, "eval_seconds": round(time.perf_counter() - started, 1)},
-        console=console,
+        console=console, sections=sections,
     )

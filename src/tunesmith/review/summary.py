@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from statistics import mean
 
+from tunesmith.atomic import write_text_atomic
 from tunesmith.review.items import ReviewSet, RunAnswers, read_run_answers
 from tunesmith.review.stats import cohen_kappa, fleiss_kappa, item_agreement, wilson_interval
 from tunesmith.review.votes import VOTES_FILE, WINNERS, VoteStore, latest_votes
@@ -157,13 +158,10 @@ def summary_markdown(summary: dict) -> str:
 
 def write_review_summary(answers: RunAnswers, votes: list[dict], against: str) -> dict[str, dict]:
     """Write review/summary.json ({baseline: summary}) and review/report.md; return the summaries."""
-    # Reused from the evaluation report so both keep the same never-half-written guarantee.
-    from tunesmith.evaluate.report import _write_atomic
-
     summaries = review_summaries(answers, votes, also=against)
     folder = answers.run_dir / SUMMARY_FILE.parent
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomic(answers.run_dir / SUMMARY_FILE, json.dumps(summaries, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(answers.run_dir / SUMMARY_FILE, json.dumps(summaries, indent=2, ensure_ascii=False) + "\n")
     body = "\n".join(summary_markdown(summary) for summary in summaries.values())
-    _write_atomic(answers.run_dir / REPORT_FILE, f"# Review of {answers.run_dir.resolve().name}\n\n{body}")
+    write_text_atomic(answers.run_dir / REPORT_FILE, f"# Review of {answers.run_dir.resolve().name}\n\n{body}")
     return summaries

@@ -7,7 +7,7 @@ from tunesmith.config.eval_metrics import ComparisonSettings, FormatMetric, Task
 from tunesmith.data.formats import Example, load_examples
 from tunesmith.errors import ConfigError
 from tunesmith.evaluate.comparison import compare_rows
-from tunesmith.evaluate.eval_report import build_document, example_rows, markdown, write_eval_report
+from tunesmith.evaluate.eval_report import build_document, example_rows, markdown, write_eval_report, write_examples
 from tunesmith.evaluate.failures import changes, export_failures, failed
 from tunesmith.evaluate.metrics import PERPLEXITY, TEXT_METRICS
 from tunesmith.evaluate.report_html import html_report
@@ -84,9 +84,10 @@ def test_markdown_and_html_lead_with_the_verdict_and_embed_the_charts(comparison
     assert page.count("data:image/png;base64,") == 1
     assert page.count('class="verdict"') == 2
     assert "<td class=\"text\">question 3?</td>" in page
-    paths = write_eval_report(tmp_path / "eval", document, example_rows(comparison, QUESTIONS, REFERENCES), page)
+    paths = write_eval_report(tmp_path / "eval", document, page)
     assert json.loads(paths["report.json"].read_text())["headline"] == "format"
-    assert len(paths["examples.jsonl"].read_text().splitlines()) == N
+    examples = write_examples(tmp_path / "eval", example_rows(comparison, QUESTIONS, REFERENCES))
+    assert len(examples.read_text().splitlines()) == N
 
 
 def test_failures_are_valid_training_data_in_the_runs_format(comparison, tmp_path):
