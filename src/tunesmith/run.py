@@ -34,7 +34,7 @@ INTERRUPTED = "interrupted.json"  # in a run folder stopped by a signal or a can
 
 # A family's run: train_and_score(config, method, accelerator, run_dir, resume, console, events, cancel,
 # on_step_end) -> RunResult. Imported when used, so an LLM run never imports diffusers.
-FAMILY_RUNS = {"llm": "tunesmith.tasks.causal_lm.run"}
+FAMILY_RUNS = {"llm": "tunesmith.tasks.causal_lm.run", "diffusion": "tunesmith.tasks.diffusion.run"}
 
 
 @dataclass

@@ -22,22 +22,8 @@ def test_pairwise_cosine_on_known_embeddings():
 
 
 @pytest.fixture(scope="module")
-def encoders(tmp_path_factory):
-    from transformers import (CLIPConfig, CLIPImageProcessorPil, CLIPModel, ViTConfig, ViTImageProcessorPil,
-                              ViTModel)
-
-    from tunesmith.models.diffusion import clip_tokenizer
-
-    torch.manual_seed(0)
-    clip_dir, dino_dir = tmp_path_factory.mktemp("clip"), tmp_path_factory.mktemp("dino")
-    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4)
-    config = CLIPConfig(text_config={**small, "vocab_size": 49408, "max_position_embeddings": 77},
-                        vision_config={**small, "image_size": 32, "patch_size": 8}, projection_dim=16)
-    CLIPModel(config).save_pretrained(clip_dir)
-    CLIPImageProcessorPil(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(clip_dir)
-    clip_tokenizer().save_pretrained(clip_dir)
-    ViTModel(ViTConfig(image_size=32, patch_size=8, **small)).save_pretrained(dino_dir)
-    ViTImageProcessorPil(size={"height": 32, "width": 32}).save_pretrained(dino_dir)
+def encoders(encoder_dirs):
+    clip_dir, dino_dir = encoder_dirs
     return ClipEncoder(clip_dir), DinoEncoder(dino_dir)
 
 

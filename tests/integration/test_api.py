@@ -75,9 +75,10 @@ def test_a_method_of_another_family_is_a_config_error(tiny_run_config, tmp_path)
     pipeline = tmp_path / "sd"
     pipeline.mkdir()
     (pipeline / "model_index.json").write_text("{}")
-    with pytest.raises(tunesmith.ConfigError, match=f"method.name: lora is a language model method, but {pipeline} "
-                                                     "is a diffusion model"):
-        tunesmith.finetune(tiny_run_config(model=str(pipeline)))
+    with pytest.raises(tunesmith.ConfigError) as info:
+        tunesmith.finetune(tiny_run_config(model=str(pipeline), method={"name": "qlora"}))
+    assert (f"  method.name: qlora is a language model method, but {pipeline} is a diffusion model; use one of lora, "
+            "dreambooth, dreambooth_lora") in str(info.value).splitlines()
 
 
 def refined(tiny_run_config, **refine):

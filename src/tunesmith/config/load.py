@@ -14,13 +14,15 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from tunesmith.config.schema import RunConfig
+from tunesmith.config.diffusion import RULE_ERROR, VALUE_ERROR
+from tunesmith.config.schema import DATA_SECTIONS, EMBEDDED_DEFAULT, RunConfig, method_sections
 from tunesmith.errors import ConfigError
 from tunesmith.methods import registry
 
 DEFAULT_METHOD = "lora"
 
-DATA_PATH_KEYS = ("train", "validation", "test")
+# Paths under data: (language-model files, diffusion image folders), resolved against the config's folder.
+DATA_PATH_KEYS = ("train", "validation", "test", "images", "class_images", "validation_images")
 
 
 def load_config(path: str | Path, overrides=()) -> RunConfig:
@@ -39,13 +41,14 @@ def load_config(path: str | Path, overrides=()) -> RunConfig:
     return build_config(raw, source=str(path))
 
 
-def build_config(raw: dict, source: str = "config") -> RunConfig:
+def build_config(raw: dict, source: str = "config", check_paths: bool = True) -> RunConfig:
+    """`check_paths=False` reads a finished run's config whose training images may have moved since."""
     if isinstance(raw.get("method"), dict) and "name" not in raw["method"]:
         raw = {**raw, "method": {"name": DEFAULT_METHOD, **raw["method"]}}
     try:
-        return RunConfig.model_validate(raw)
+        return RunConfig.model_validate(raw, context={"check_paths": check_paths})
     except ValidationError as exc:
-        raise ConfigError(explain(exc, source)) from None
+        raise ConfigError(explain(exc, source, raw)) from None
 
 
 def apply_overrides(raw: dict, overrides) -> None:
@@ -84,7 +87,8 @@ def _resolve_data_paths(raw: dict, base: Path) -> None:
         if not isinstance(data, dict):
             continue
         for key in DATA_PATH_KEYS:
-            data[key] = _resolved(data.get(key), base)
+            if key in data:
+                data[key] = _resolved(data[key], base)
         prepare = data.get("prepare")
         if isinstance(prepare, dict):  # the files data.prepare merges in are the user's data too
             prepare["feedback"] = _resolved(prepare.get("feedback"), base)
@@ -105,9 +109,10 @@ def save_config(config: RunConfig, path: Path) -> None:
     Path(path).write_text(config_text(config))
 
 
-def explain(exc: ValidationError, source: str) -> str:
+def explain(exc: ValidationError, source: str, raw: dict | None = None) -> str:
     """Turn pydantic's errors into lines that name the key path and what would be right."""
-    methods = {m.name: m.options for m in registry.methods()}
+    methods = method_sections()
+    model = (raw or {}).get("model", EMBEDDED_DEFAULT)
     lines = [f"{source}: invalid configuration"]
     for error in exc.errors():
         loc = [str(p) for p in error["loc"]]
@@ -115,32 +120,46 @@ def explain(exc: ValidationError, source: str) -> str:
         kind = error["type"]
         if kind == "extra_forbidden":
             lines.append(f"  {key}: unknown key{_other_method_hint(loc, methods) or _suggestion(loc, methods)}")
-        elif not loc:  # a rule across sections: the message says which keys
+        elif not loc or kind == RULE_ERROR:  # a rule across sections: the message says which keys
             lines.append(f"  {error['msg'].removeprefix('Value error, ')}")
+        elif kind == VALUE_ERROR:
+            lines.append(f"  {key}: {error['msg']}")
         elif kind == "missing":
             lines.append(f"  {key}: required key is missing")
-        elif kind == "union_tag_invalid":
-            lines.append(
-                f"  {key}.name: unknown method '{error['ctx']['tag']}'; expected one of {', '.join(methods)}"
-            )
+        elif kind == "union_tag_invalid" and loc == ["method"]:
+            lines.append(f"  {key}.name: {_unknown_method(error['ctx']['tag'], model)}")
         else:
             lines.append(f"  {key}: {error['msg'][0].lower()}{error['msg'][1:]} (got {error.get('input')!r})")
     return "\n".join(lines)
 
 
+def _unknown_method(tag: str, model) -> str:
+    """`tag` is "family:name"; a name of another family is named as that family's method."""
+    family, _, name = tag.partition(":")
+    owners = [other for other in registry.FAMILIES if other != family and name in registry.names(other)]
+    if owners:
+        return registry.other_family(name, owners[0], family, str(model))
+    return f"unknown method '{name}'; expected one of {', '.join(registry.names(family))}"
+
+
+def _tagged(loc: list[str], methods: dict) -> bool:
+    """Whether loc[1] is a union tag pydantic put after `method` or `data` (users never write it)."""
+    if len(loc) < 2:
+        return False
+    return (loc[0] == "method" and loc[1] in methods) or (loc[0] == "data" and loc[1] in DATA_SECTIONS)
+
+
 def _user_path(loc: list[str], methods: dict) -> list[str]:
-    # The method union adds its tag ('lora', 'full', ...) to the location; users never write it.
-    if len(loc) >= 2 and loc[0] == "method" and loc[1] in methods:
-        return [loc[0], *loc[2:]]
-    return loc
+    return [loc[0], *loc[2:]] if _tagged(loc, methods) else loc
 
 
 def _other_method_hint(loc: list[str], methods: dict) -> str:
-    """`bits` on lora: say which methods take that key instead of guessing a near spelling."""
+    """`bits` on lora: say which methods (of the same family) take that key instead of guessing a near spelling."""
     if len(loc) != 3 or loc[0] != "method" or loc[1] not in methods:
         return ""
-    owners = [name for name, model in methods.items() if loc[2] in model.model_fields]
-    return f" for method {loc[1]}; it is an option of {', '.join(owners)}" if owners else ""
+    family, _, name = loc[1].partition(":")
+    owners = [m.name for m in registry.methods(family) if loc[2] in m.options.model_fields]
+    return f" for method {name}; it is an option of {', '.join(owners)}" if owners else ""
 
 
 def _suggestion(loc: list[str], methods: dict) -> str:
@@ -161,12 +180,13 @@ def _section_model(annotation) -> type[BaseModel] | None:
 
 
 def _valid_keys(parent: list[str], methods: dict) -> list[str]:
-    """Keys accepted at a pydantic location; after `method`, pydantic puts the method's tag, which picks its model."""
+    """Keys accepted at a pydantic location; after `method` or `data`, pydantic puts the union's tag, which picks
+    the section's model."""
     model: type[BaseModel] | None = RunConfig
     for i, part in enumerate(parent):
-        if parent[:i] == ["method"] and part in methods:
-            model = methods[part]
-        elif parent[: i + 1] != ["method"]:
+        if i == 1 and _tagged(parent, methods):
+            model = methods[part] if parent[0] == "method" else DATA_SECTIONS[part]
+        elif not (i == 0 and _tagged(parent, methods)):
             field = model.model_fields.get(part)
             model = _section_model(field.annotation) if field else None
             if model is None:

@@ -97,3 +97,18 @@ def describe(need: MemoryEstimate) -> str:
     per = f" per process of {need.processes}" if need.processes > 1 else ""
     return (f"~{need.total / GIB:.2f} GiB{per} (weights {need.weights / GIB:.2f} + gradients "
             f"{need.gradients / GIB:.2f} + optimizer {need.optimizer / GIB:.2f})")
+
+
+def check_fits_diffusion(method_name: str, need: MemoryEstimate, device: torch.device, adapter: bool) -> None:
+    """A Stable Diffusion run's weights + training state against the device; full DreamBooth is pointed at its
+    LoRA variant, which trains ~1% of the weights (activations are not counted: they depend on the resolution)."""
+    have = device_memory(device)
+    if need.total <= have:
+        return
+    where = "this GPU has" if device.type == "cuda" else "this machine has"
+    hint = ("lower data.resolution or use a smaller model" if adapter
+            else "try method.name: dreambooth_lora (the same objective, LoRA weights only)")
+    raise TunesmithError(
+        f"{method_name} needs ~{need.total / GIB:.1f} GiB for weights, gradients and optimizer state; {where} "
+        f"{have / GIB:.1f} GiB available; {hint}"
+    )

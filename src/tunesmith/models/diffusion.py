@@ -9,6 +9,7 @@ Pickle checkpoints (.ckpt/.pt/.bin) are read only with allow_pickle, and then on
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
 import hashlib
@@ -64,24 +65,44 @@ class DiffusionModel:
 
 def load_diffusion(spec: str | Path, allow_pickle: bool = False, config: str | Path | None = None,
                    prediction_type: str | None = None, dtype=None) -> DiffusionModel:
-    """Load `spec` (diffusers folder or single file) as a pipeline on the CPU, in eval mode, fp32 unless `dtype`."""
+    """Load `spec` (diffusers folder, single file, or the tiny alias) as a pipeline on the CPU, in eval mode, fp32
+    unless `dtype`."""
     import torch
 
-    path = Path(spec).expanduser()
+    from tunesmith.models.diffusion_tiny import TINY_ALIAS, tiny_pipeline_dir
+
+    path = tiny_pipeline_dir() if str(spec) == TINY_ALIAS else Path(spec).expanduser()
     if prediction_type is not None and prediction_type not in PREDICTION_TYPES:
         raise ModelError(f"prediction_type: '{prediction_type}' is not one of {', '.join(PREDICTION_TYPES)}")
-    if path.is_dir():
-        pipeline = _load_folder(path, allow_pickle, dtype or torch.float32)
-        family = family_of_pipeline(pipeline)
-    elif path.is_file():
-        family, pipeline = _load_single_file(path, allow_pickle, config, dtype or torch.float32)
-    else:
+    if not path.exists():
         raise ModelError(f"model not found: {spec} (expected a diffusers folder or a .safetensors checkpoint)")
+    with quiet_progress():
+        if path.is_dir():
+            pipeline = _load_folder(path, allow_pickle, dtype or torch.float32)
+            family = family_of_pipeline(pipeline)
+        else:
+            family, pipeline = _load_single_file(path, allow_pickle, config, dtype or torch.float32)
     if prediction_type and prediction_type != pipeline.scheduler.config.prediction_type:
         pipeline.scheduler = type(pipeline.scheduler).from_config(pipeline.scheduler.config,
                                                                   prediction_type=prediction_type)
     pipeline.set_progress_bar_config(disable=True)
     return DiffusionModel(pipeline, family, pipeline.scheduler.config.prediction_type, model_fingerprint(path), path)
+
+
+@contextlib.contextmanager
+def quiet_progress():
+    """No diffusers / transformers progress bars while pipelines load or save (the run prints its own lines)."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    libraries = [library for library in (diffusers_logging, transformers_logging) if library.is_progress_bar_enabled()]
+    for library in libraries:
+        library.disable_progress_bar()
+    try:
+        yield
+    finally:
+        for library in libraries:
+            library.enable_progress_bar()
 
 
 def family_of_pipeline(pipeline) -> Family:

@@ -37,16 +37,24 @@ class BadImage:
 
 
 def read_image_folder(folder: str | Path, settings: ImageSettings, default_caption: str | None = None,
-                      ) -> tuple[list[ImageRecord], list[BadImage]]:
-    """The usable images of `folder` (sorted by name) and the bad ones that `skip` left out."""
+                      key: str = "data.images") -> tuple[list[ImageRecord], list[BadImage]]:
+    """The usable images of `folder` (sorted by name) and the bad ones that `skip` left out; `key` names the
+    folder's config key in errors."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise DataError(f"data.images: {folder} is not a folder (expected a folder of images)")
+        raise DataError(f"{key}: {folder} is not a folder (expected a folder of images)")
     captions = _metadata_captions(folder)
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
     for name in captions:
         if not (folder / name).is_file():
             raise DataError(f"{folder / METADATA_FILE}: file_name '{name}' is not an image in {folder}")
+    return read_images(paths, settings, lambda path: _caption(path, captions, default_caption), f"{key}: {folder}")
+
+
+def read_images(paths: list[Path], settings: ImageSettings, caption_of, where: str,
+                ) -> tuple[list[ImageRecord], list[BadImage]]:
+    """Records of `paths` captioned by `caption_of(path)`, bad images skipped or refused per the settings;
+    `where` names them in the error when none is usable (e.g. "data.class_images: DIR")."""
     records, bad = [], []
     for path in paths:
         size_or_reason = image_size(path, settings.min_size)
@@ -56,12 +64,11 @@ def read_image_folder(folder: str | Path, settings: ImageSettings, default_capti
                 raise DataError(f"{problem} (set data.on_bad_image: skip to leave such images out)")
             bad.append(problem)
             continue
-        caption = _caption(path, captions, default_caption)
-        records.append(ImageRecord(path, caption, *size_or_reason))
+        records.append(ImageRecord(path, caption_of(path), *size_or_reason))
     if bad:
-        warnings.warn(f"skipped {len(bad)} bad image(s): " + "; ".join(map(str, bad)), stacklevel=2)
+        warnings.warn(f"skipped {len(bad)} bad image(s): " + "; ".join(map(str, bad)), stacklevel=3)
     if not records:
-        raise DataError(f"data.images: {folder} has no usable images (looked for {', '.join(IMAGE_SUFFIXES)})"
+        raise DataError(f"{where} has no usable images (looked for {', '.join(IMAGE_SUFFIXES)})"
                         + (f"; {len(bad)} were bad, e.g. {bad[0]}" if bad else ""))
     return records, bad
 

@@ -1,0 +1,65 @@
+"""What a finished diffusion run keeps, and loading it back (generate, export, eval).
+
+LoRA methods: adapter/pytorch_lora_weights.safetensors (diffusers/PEFT format, verified by loading it back).
+Full DreamBooth: model/ (a diffusers folder) and model.safetensors (one original-layout checkpoint for A1111 and
+ComfyUI). Both folders carry the run's config.yaml.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from tunesmith.errors import ModelError
+from tunesmith.provenance import write_provenance
+
+ADAPTER, MODEL, SINGLE_FILE = "adapter", "model", "model.safetensors"
+
+
+def save_trained(model, method, config, run_dir: Path) -> Path:
+    """`model`: the trained DiffusionModel; returns the adapter/ or model/ folder."""
+    from tunesmith.export.diffusion_lora import export_diffusers_lora
+    from tunesmith.models.diffusion import quiet_progress
+    from tunesmith.models.diffusion_layout import save_single_file
+
+    pipeline = model.pipeline
+    folder = Path(run_dir) / method.saves
+    if method.is_adapter:
+        export_diffusers_lora(pipeline, folder)
+    else:
+        with quiet_progress():
+            pipeline.save_pretrained(folder, safe_serialization=True)
+        save_single_file(pipeline, Path(run_dir) / SINGLE_FILE, model.family.name)
+    write_provenance(folder, config)
+    return folder
+
+
+def run_config(run_dir: Path):
+    """The config a run folder was trained with; its training images need not exist any more."""
+    from tunesmith.config.load import build_config
+
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise ModelError(f"{run_dir}: not a run folder (no config.yaml); pass the output_dir of a training run")
+    return build_config(yaml.safe_load(path.read_text()) or {}, source=str(path), check_paths=False)
+
+
+def load_trained(run_dir: Path, allow_pickle: bool = False):
+    """(DiffusionModel with the trained weights, the run's config): the base with the run's LoRA as adapter
+    "default", or the saved full model."""
+    from tunesmith.export.diffusion_lora import DIFFUSERS_WEIGHT_NAME
+    from tunesmith.models.diffusion import load_diffusion
+
+    run_dir = Path(run_dir)
+    config = run_config(run_dir)
+    allowed = allow_pickle or config.allow_pickle
+    lora = run_dir / ADAPTER / DIFFUSERS_WEIGHT_NAME
+    if lora.is_file():
+        model = load_diffusion(config.model, allowed)
+        model.pipeline.load_lora_weights(str(lora), adapter_name="default")
+    elif (run_dir / MODEL / "model_index.json").is_file():
+        model = load_diffusion(run_dir / MODEL, allowed)
+    else:
+        raise ModelError(f"{run_dir}: training has not finished (no {ADAPTER}/ or {MODEL}/ folder); resume it first")
+    return model, config
