@@ -2,7 +2,9 @@
 
     python benchmarks/data/prepare_throughput.py                  # 10,000 chats: full, no redaction, reuse
     python benchmarks/data/prepare_throughput.py --chats 2000     # smoke test
-    python benchmarks/data/prepare_throughput.py --chats 40000 --variants no_pii   # how memory grows with rows
+    python benchmarks/data/prepare_throughput.py --chats 40000 --variants no_pii   # one size without redaction
+
+How memory grows with the number of rows (100,000 and a million chats) is prepare_memory.py's job.
 
 Each variant runs in its own child process, so imports and memory of one never count against another:
 - full:    every step with its defaults (check, repair, clean, exact and near dedup, Presidio redaction, split,

@@ -1,10 +1,12 @@
 """Exact and near-duplicate detection in one streaming pass.
 
 Exact: a hash of the text after normalisation (case folded, punctuation and spacing ignored). Near: MinHash
-sketches of character shingles in a datasketch LSH index; each candidate the index returns is re-checked with
-the true Jaccard similarity of the two shingle sets, so the sketch's estimate never decides alone. The index
-holds only sketches' band hashes, not texts: a candidate's text is fetched back through `lookup` (from the
-staging file), which keeps memory bounded by the number of examples, not their size.
+sketches of character shingles, banded as datasketch's MinHashLSH would band them; each candidate that
+shares a band is re-checked with the true Jaccard similarity of the two shingle sets, so the sketch's
+estimate never decides alone. One index holds both kinds of 64-bit hashes in compact sorted arrays
+(hash_index), not texts and not Python objects: 12 bytes per entry, 17 entries per example at the default
+128 permutations (16 bands), where datasketch's in-memory storage took ~4.7 KiB per example. A candidate's
+text is fetched back through `lookup` (from the staging file on disk).
 
 Two examples compare as a whole (prompt and response together). When they are similar as a whole but their
 prompts are not (one answer given to differently worded questions), they are not duplicates, since each
@@ -20,7 +22,10 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from tunesmith.config.prepare import DedupSettings
+from tunesmith.data.prepare.hash_index import HashIndex
 
 _NOT_WORD = re.compile(r"[\W_]+")
 MINHASH_SEED = 1
@@ -62,29 +67,42 @@ class Deduplicator:
 
         self.settings = settings
         self._lookup = lookup
-        self._exact: dict[bytes, int] = {}
+        # Text digests and band hashes share one index: both are uniform 64-bit values, so one is taken for the
+        # other with a chance of 2^-64 a pair (about 1e-6 over a million examples).
+        self._index = HashIndex()
         # crc32 is deterministic across processes (unlike hash()) and, being C, several times faster than
         # datasketch's default SHA-1 per shingle; the affine32 scheme mixes its output before permuting. One
-        # sketch is reused: the index copies its band hashes on insert, and examples come one at a time.
+        # sketch is reused: only its band hashes are kept, and examples come one at a time.
         self._sketch = MinHash(num_perm=settings.num_perm, seed=MINHASH_SEED, hashfunc=zlib.crc32)
         # datasketch's default bands weigh misses and false candidates alike, which finds only ~40% of the pairs at
         # the threshold; every candidate is rechecked here, so false candidates cost little and misses are avoided.
-        self._lsh = MinHashLSH(threshold=settings.threshold, num_perm=settings.num_perm, weights=LSH_WEIGHTS)
+        # Only the band layout is taken from MinHashLSH: its storage is replaced by the compact index.
+        layout = MinHashLSH(threshold=settings.threshold, num_perm=settings.num_perm, weights=LSH_WEIGHTS)
+        self._bands = BandHasher(layout.b, layout.r)
+
+    @property
+    def index_entries(self) -> int:
+        return len(self._index)
+
+    @property
+    def index_bytes(self) -> int:
+        return self._index.nbytes
 
     def exact_match(self, parts: Parts) -> Match | None:
-        key = self._exact.get(_digest(whole(parts)))
-        return None if key is None else Match(key, 1.0)
+        keys = self._index.keys(np.array([_digest(whole(parts))], np.uint64))
+        return Match(min(keys), 1.0) if keys else None
 
-    def near_match(self, parts: Parts) -> tuple[Match | None, object]:
-        """The closest earlier example at or above the threshold (duplicates before merely similar ones), or None,
-        and this example's sketch."""
+    def near_match(self, parts: Parts) -> tuple[Match | None, np.ndarray]:
+        """The closest earlier example at or above the threshold (duplicates before merely similar ones, then the
+        earliest), or None, and this example's band hashes."""
         size, threshold = self.settings.shingle_size, self.settings.threshold
         own = shingles(whole(parts), size)
         sketch = self._sketch
         sketch.clear()
-        sketch.update_batch([shingle.encode() for shingle in own])
+        sketch.update_batch(map(str.encode, own))
+        bands = self._bands(sketch.hashvalues)
         best = None
-        for key in self._lsh.query(sketch):
+        for key in sorted(self._index.keys(bands)):
             theirs = self._lookup(key)
             similarity = jaccard(own, shingles(whole(theirs), size))
             if similarity < threshold:
@@ -94,13 +112,39 @@ class Deduplicator:
             match = Match(key, similarity, same_prompt)
             if best is None or (match.same_prompt, match.similarity) > (best.same_prompt, best.similarity):
                 best = match
-        return best, sketch
+        return best, bands
 
-    def remember(self, key: int, parts: Parts, sketch) -> None:
-        """Index an example; `sketch` is the one near_match just returned for it."""
-        self._exact.setdefault(_digest(whole(parts)), key)
-        self._lsh.insert(key, sketch, check_duplication=False)
+    def remember(self, key: int, parts: Parts, bands: np.ndarray) -> None:
+        """Index an example; `bands` is what near_match just returned for it."""
+        # A text seen before (kept while exact deduplication is off) adds its digest again: exact_match takes the
+        # smallest key, so the first example with a text stays the one its duplicates point to.
+        self._index.add([_digest(whole(parts)), *bands.tolist()], key)
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(normalize(text).encode(), digest_size=12).digest()
+class BandHasher:
+    """One 64-bit hash per LSH band of a MinHash (b bands of r values), distinct per band.
+
+    Two sketches share a band exactly when its r values are equal, as in datasketch's MinHashLSH; hashing the
+    band to 64 bits (a seeded linear combination, then the splitmix64 finaliser) makes unequal bands collide
+    with a chance around 2^-60, and a collision only adds a candidate that the Jaccard recheck then rejects.
+    """
+
+    def __init__(self, b: int, r: int):
+        self.b, self.r = b, r
+        self._multipliers = np.random.default_rng(MINHASH_SEED).integers(
+            0, 2**64, size=(b, r), dtype=np.uint64, endpoint=False) | np.uint64(1)
+
+    def __call__(self, hashvalues: np.ndarray) -> np.ndarray:
+        bands = hashvalues[: self.b * self.r].reshape(self.b, self.r)
+        return _splitmix64((bands * self._multipliers).sum(axis=1, dtype=np.uint64))
+
+
+def _splitmix64(z: np.ndarray) -> np.ndarray:
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _digest(text: str) -> int:
+    """64 bits of BLAKE2b: two different texts of a million share one with a chance of ~3e-8."""
+    return int.from_bytes(hashlib.blake2b(normalize(text).encode(), digest_size=8).digest(), "little")

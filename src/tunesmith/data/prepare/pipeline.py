@@ -7,7 +7,8 @@ training example that repeats one is removed (it would leak the held-out set), a
 failures) comes before the training files so its corrected version wins over an older duplicate. Exact
 duplicates are found before redaction, near duplicates after it (on the text that is kept). Pass two splits
 the training pool, applies mixing weights and oversampling, and streams the staging file into the split
-files while the report's numbers are gathered. Memory holds a few numbers and hashes per example, never texts.
+files while the report's numbers are gathered. Memory holds a few numbers and hashes per example, never texts:
+about 20 bytes here and ~200 in the deduplication index, which is freed before pass two.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from array import array
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from tunesmith.config.prepare import PrepareConfig
 from tunesmith.config.schema import DataConfig
@@ -35,7 +38,7 @@ from tunesmith.data.prepare.examples import (
 )
 from tunesmith.data.prepare.lengths import LengthCounter, Lengths, tokenizer_identity
 from tunesmith.data.prepare.report import write_report
-from tunesmith.data.prepare.split import SPLITS_IN_ORDER, TEST, TRAIN, VALIDATION, assign_splits
+from tunesmith.data.prepare.split import SPLITS_IN_ORDER, TEST, TRAIN, VALIDATION, split_codes, stratum_codes
 from tunesmith.data.prepare.stats import SplitStats
 from tunesmith.data.readers import Record
 from tunesmith.errors import ConfigError, DataError
@@ -156,9 +159,9 @@ class _Preparation:
             settings.pii.enabled and settings.pii.audit) else None
         # A few numbers per kept example (by staging key): its role, label, input and duplicate group.
         self.roles = array("b")
-        self.labels = array("l")
+        self.labels = array("i")
         self.sources = array("h")
-        self.groups = array("l")
+        self.groups = array("i")
         self.label_names: list[str] = []
         self.label_ids: dict[str, int] = {}
         self.seen = Counter()  # per input path: records read
@@ -369,6 +372,7 @@ class _Preparation:
     # --- pass two --------------------------------------------------------------------------------------
 
     def _finish(self, key: str) -> dict:
+        self.dedup = None  # pass two needs only the numbers per example: the index goes before the split
         split_of = self._splits()
         copies = self._copies(split_of)
         stats = {name: SplitStats(self.settings.report, ngrams=False) for name in SPLITS_IN_ORDER}
@@ -376,9 +380,8 @@ class _Preparation:
         strata: dict[str, Counter] = {}
         handles = {}
         try:
-            for index, entry in enumerate(self.staging):
-                split = split_of[index]
-                count = copies[index] if split == TRAIN else 1
+            for entry, code, count in zip(self.staging, split_of.tolist(), copies.tolist()):
+                split = SPLITS_IN_ORDER[code]
                 if not count:
                     continue
                 if split not in handles:
@@ -404,37 +407,35 @@ class _Preparation:
         (self.work / MANIFEST).write_text(json.dumps(manifest, indent=2))
         return manifest
 
-    def _splits(self) -> list[str]:
-        roles = [ROLE_ORDER[r] for r in self.roles]
+    def _splits(self) -> np.ndarray:
+        """Each kept example's split, as an index into SPLITS_IN_ORDER."""
+        roles, groups = _numbers(self.roles), _numbers(self.groups)
         # Feedback always trains, and so does whatever was kept beside a feedback example (its group).
-        pinned = {self.groups[i] for i, role in enumerate(roles) if role == FEEDBACK}
-        pool = [i for i, role in enumerate(roles) if role == TRAIN and self.groups[i] not in pinned]
+        pinned = np.isin(groups, groups[roles == ROLE_ORDER.index(FEEDBACK)])
+        pool = np.flatnonzero((roles == ROLE_ORDER.index(TRAIN)) & ~pinned)
         fixed = {item.role for item in self.inputs}
-        assigned = assign_splits([self.groups[i] for i in pool], [self._label_name(i) for i in pool],
-                                 self.settings.split, validation=VALIDATION not in fixed, test=TEST not in fixed)
-        split_of = [TRAIN if role == FEEDBACK else role for role in roles]
-        for index, split in zip(pool, assigned):
-            split_of[index] = split
+        strata, names = stratum_codes(_numbers(self.labels)[pool], self.label_names)
+        split_of = np.array([SPLITS_IN_ORDER.index(TRAIN if role == FEEDBACK else role) for role in ROLE_ORDER],
+                            np.int8)[roles]
+        split_of[pool] = split_codes(groups[pool], strata, names, self.settings.split,
+                                     validation=VALIDATION not in fixed, test=TEST not in fixed)
         return split_of
 
-    def _copies(self, split_of: list[str]) -> list[int]:
+    def _copies(self, split_of: np.ndarray) -> np.ndarray:
+        """How many times each kept example is written: once in validation and test; weighted and oversampled in
+        train."""
         weights = {index: item.weight for index, item in enumerate(self.inputs) if item.weight != 1.0}
-        copies = [0] * len(split_of)
-        train = [i for i, split in enumerate(split_of) if split == TRAIN]
-        for index, count in zip(train, weighted_copies([self.sources[i] for i in train], weights,
-                                                       self.settings.split.seed)):
-            copies[index] = count
+        copies = np.ones(len(split_of), np.int64)
+        train = np.flatnonzero(split_of == SPLITS_IN_ORDER.index(TRAIN))
+        copies[train] = weighted_copies(_numbers(self.sources)[train], weights, self.settings.split.seed)
         if self.settings.augment:
-            train_copies = [copies[i] for i in train]
-            self.augmented = oversample(train_copies, [self._label_name(i) for i in train],
-                                        self.settings.augment.target_ratio, self.settings.split.seed)
-            for index, count in zip(train, train_copies):
-                copies[index] = count
+            train_copies = copies[train]
+            names = np.array([*self.label_names, None], object)  # by label id; -1 (no label) is the last
+            labels = names[_numbers(self.labels)[train]]
+            self.augmented = oversample(train_copies, labels, self.settings.augment.target_ratio,
+                                        self.settings.split.seed)
+            copies[train] = train_copies
         return copies
-
-    def _label_name(self, index: int) -> str | None:
-        label = self.labels[index]
-        return None if label < 0 else self.label_names[label]
 
     def _rejected_count(self) -> int:
         return sum(self.invalid.values()) + sum(self.dropped.values()) + sum(
@@ -478,3 +479,7 @@ class _Preparation:
             "steps": steps, "splits": splits, "overall": overall,
         }
 
+
+def _numbers(values: array) -> np.ndarray:
+    """The array's numbers as numpy sees them, without a copy."""
+    return np.frombuffer(values, values.typecode)

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from tunesmith.config.prepare import ReportSettings
+from tunesmith.data.prepare.distinct import EXACT_WORDS
 
 DUPLICATE_RATE_WARNING = 0.3
 REJECTED_RATE_WARNING = 0.1
@@ -71,7 +72,7 @@ def _sections(report: dict) -> list[tuple[str, list]]:
         sections.append(("Warnings", [(["what to look at"], [[w] for w in report["warnings"]])]))
     sections.append(("Splits", [(
         ["split", "examples", unit, f"prompt {unit} (mean)", f"response {unit} (mean)", "vocabulary"],
-        [[name, s["examples"], s["tokens"], s["prompt"]["mean"], s["response"]["mean"], s["vocabulary"]]
+        [[name, s["examples"], s["tokens"], s["prompt"]["mean"], s["response"]["mean"], _vocabulary(s, "")]
          for name, s in report["splits"].items()],
     )]))
     for key, title in (("check", "Check"), ("repair", "Repairs"), ("clean", "Cleaning"), ("dedup", "Duplicates"),
@@ -185,11 +186,17 @@ def _statistics(stats: dict, weights: dict, unit: str) -> list:
                         for source, count in stats["sources"].items()]))
     sampled = stats["ngram_examples"] < stats["examples"]
     sample = f" over the first {stats['ngram_examples']:,} examples" if sampled else ""
-    blocks.append(f"Vocabulary: {stats['vocabulary']:,} distinct words. Top n-grams{sample}:")
+    estimate = (f" (estimated: past {EXACT_WORDS:,} words the count is a HyperLogLog sketch, within about 2%)"
+                if stats["vocabulary_estimated"] else "")
+    blocks.append(f"Vocabulary: {_vocabulary(stats, ',')} distinct words{estimate}. Top n-grams{sample}:")
     for n, grams in stats["top_ngrams"].items():
         if grams:
             blocks.append(([f"{n}-gram", "count"], grams))
     return blocks
+
+
+def _vocabulary(stats: dict, spec: str) -> str:
+    return f"{'about ' if stats['vocabulary_estimated'] else ''}{stats['vocabulary']:{spec}}"
 
 
 # --- Markdown ------------------------------------------------------------------------------------------
