@@ -1,7 +1,7 @@
 """The FastAPI application: routers for files, jobs, models and inference, admin; OpenAI's error shape.
 
 `create_app(settings, run_worker=True)` also runs one worker in a thread for the life of the server (the jobs
-themselves run in their own processes). Further routers (the web UI) are added with `app.include_router`.
+themselves run in their own processes). The web UI (serve/ui) is served under /ui by the same app.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tunesmith.serve.api import admin, errors, files, inference, jobs
-from tunesmith.serve.db import make_engine, session_factory
+from tunesmith.serve.db import make_engine, read_session_factory, session_factory
 from tunesmith.serve.inference import ModelCache
 from tunesmith.serve.settings import ServeSettings
+from tunesmith.serve.ui import routes as ui_routes
 from tunesmith.version import __version__
 
 
@@ -37,9 +38,12 @@ def create_app(settings: ServeSettings, run_worker: bool = False) -> FastAPI:
                   description="Fine-tuning as a service in the shape of the OpenAI fine-tuning API: files, jobs, "
                               "events, checkpoints, cancel, and inference for base and tuned models.")
     app.state.settings = settings
-    app.state.sessions = session_factory(make_engine(settings.db_url))
+    engine = make_engine(settings.db_url)
+    app.state.sessions = session_factory(engine)
+    app.state.readers = read_session_factory(engine)
     app.state.models = ModelCache(settings.adapter_cache)
     errors.install_error_handlers(app)
     for module in (files, jobs, inference, admin):
         app.include_router(module.router)
+    ui_routes.install(app)
     return app

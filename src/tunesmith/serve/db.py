@@ -1,12 +1,21 @@
 """The database engine: SQLite under --home by default, any SQLAlchemy URL (PostgreSQL to scale out) otherwise.
 
 Several processes write one SQLite file (the server, workers, each job's runner), so SQLite runs in WAL mode,
-waits for locks instead of failing, and takes the write lock when a transaction begins: a transaction that
-reads and then writes could otherwise fail outright when another process wrote in between.
+waits for locks instead of failing, and a transaction that may write takes the write lock when it begins: one that
+read and then wrote could otherwise fail outright when another process wrote in between. Sessions that only read
+(`read_session_factory`: most API requests) begin deferred instead: in WAL mode they read a snapshot without
+waiting for writers or making them wait.
+
+Within one process, writers also take turns on a gate of their own before asking SQLite for its write lock.
+SQLite's busy handler polls, sleeping up to 100 ms between tries, so under load (a server answering dozens of
+requests at once) a waiting writer could lose every race until it timed out, while the lock's holder, short of the
+GIL among the other busy threads, kept it for seconds. Waiting at the gate costs no CPU and wakes writers in turn;
+SQLite's own waiting then only arbitrates between processes.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 
 from sqlalchemy import Engine, create_engine, event
@@ -15,16 +24,24 @@ from sqlalchemy.orm import Session, sessionmaker
 from tunesmith.serve.tables import Base
 
 SQLITE_BUSY_TIMEOUT_S = 60
+READ_ONLY = "tunesmith_read_only"  # the execution option that marks a read-only session's connections
+# A server runs up to 40 requests at once (Starlette's thread pool), each holding one connection while it works,
+# beside its worker's; SQLAlchemy's default pool of 5 + 10 made the rest wait and time out under load.
+POOL = {"pool_size": 10, "max_overflow": 40}
 
 
 def make_engine(url: str) -> Engine:
     url = _with_driver(url)
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **POOL)
+        transactions = _SqliteTransactions()
         event.listen(engine, "connect", _sqlite_connect)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        event.listen(engine, "begin", transactions.begin)
+        event.listen(engine, "commit", transactions.end)
+        event.listen(engine, "rollback", transactions.end)
+        event.listen(engine, "checkin", transactions.returned)
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, **POOL)
     Base.metadata.create_all(engine)
     return engine
 
@@ -32,6 +49,18 @@ def make_engine(url: str) -> Engine:
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     # Objects stay readable after commit: handlers build their responses from rows they have just written.
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for requests that only read; one that tries to write is refused."""
+    readers = sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
+    event.listen(readers, "before_flush", _refuse_writes)
+    return readers
+
+
+def _refuse_writes(session: Session, _context, _instances) -> None:
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("a read-only session tried to write; use a session from session_factory")
 
 
 def now() -> int:
@@ -44,6 +73,40 @@ def _with_driver(url: str) -> str:
         if url.startswith(plain):
             return "postgresql+psycopg://" + url[len(plain):]
     return url
+
+
+class _SqliteTransactions:
+    """BEGIN for SQLite: deferred for readers; BEGIN IMMEDIATE for writers, one at a time per process."""
+
+    GATED = "tunesmith_gated"  # in a connection's info while its transaction holds the gate
+
+    def __init__(self):
+        # A semaphore, not a lock: a transaction may end on another thread than it began (FastAPI closes a route's
+        # session where it likes).
+        self.gate = threading.BoundedSemaphore(1)
+
+    def begin(self, conn) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+            return
+        if not self.gate.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            raise TimeoutError(f"no turn to write to the database in {SQLITE_BUSY_TIMEOUT_S} s")
+        try:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            self.gate.release()
+            raise
+        conn.info[self.GATED] = True
+
+    def end(self, conn) -> None:
+        if conn.info.pop(self.GATED, False):
+            self.gate.release()
+
+    def returned(self, _dbapi_connection, record) -> None:
+        """A connection back in the pool with its transaction never ended (its session was dropped unclosed): the
+        pool rolled it back, and the gate opens too."""
+        if record is not None and record.info.pop(self.GATED, False):
+            self.gate.release()
 
 
 def _sqlite_connect(dbapi_connection, _record) -> None:

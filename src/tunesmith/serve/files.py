@@ -41,6 +41,10 @@ def file_path(settings: ServeSettings, row: StoredFile) -> Path:
     return settings.files_dir / row.stored_name
 
 
+def data_report_path(settings: ServeSettings, row: StoredFile) -> Path:
+    return settings.reports_dir / f"{row.id}.html"
+
+
 def data_problem(path: Path, filename: str) -> str | None:
     """What the data checks find wrong with the file (file:line: field: problem), named by the client's
     filename rather than the storage path; None when every record is valid."""
@@ -81,7 +85,9 @@ def add_result_file(session: Session, settings: ServeSettings, tenant_seq: int, 
 
 
 def delete_file(session: Session, settings: ServeSettings, caller: Caller, row: StoredFile) -> None:
-    """Remove the bytes; the row stays (marked deleted) so jobs that used it still name it."""
+    """Remove the bytes and the data report made from them; the row stays (marked deleted) so jobs that used it
+    still name it."""
     file_path(settings, row).unlink(missing_ok=True)
+    data_report_path(settings, row).unlink(missing_ok=True)
     row.deleted_at = now()
     record(session, caller.tenant_seq, caller.key_id, "file.delete", row.id)

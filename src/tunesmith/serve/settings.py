@@ -43,8 +43,13 @@ class ServeSettings:
     def logs_dir(self) -> Path:
         return self.home / "logs"
 
+    @property
+    def reports_dir(self) -> Path:
+        """Data reports of uploaded files, made when the web UI first shows one."""
+        return self.home / "reports"
+
     def prepare(self) -> "ServeSettings":
-        for folder in (self.home, self.files_dir, self.runs_dir, self.logs_dir):
+        for folder in (self.home, self.files_dir, self.runs_dir, self.logs_dir, self.reports_dir):
             folder.mkdir(parents=True, exist_ok=True)
         return self
 

@@ -97,3 +97,46 @@ def test_a_crashing_training_process_fails_only_its_job(processes, chat_file):
     after = client.fine_tuning.jobs.create(model="tiny", training_file=file_id, method=TINY_LORA,
                                            extra_body={"tunesmith": FAST_RUN})
     wait_for(lambda: started_on(all_events(client, after.id)), 60, "the worker to take the next job")
+
+
+def kind(event):
+    return event.data.get("type") if event.data else None
+
+
+def test_a_refine_job_whose_worker_died_resumes_in_its_round_without_retraining_the_finished_one(processes,
+                                                                                                  chat_file):
+    client = processes.server("--no-worker").client(processes.key("acme"))
+    first = processes.worker()
+    rounds = {**long_run(30, save_every=5), "refine": {"rounds": 2, "stop_when_no_gain": False},
+              "data": {"max_length": 128, "validation_split": 0.2}}
+    job = client.fine_tuning.jobs.create(model="tiny", training_file=upload(client, chat_file), method=TINY_LORA,
+                                         extra_body={"tunesmith": rounds})
+
+    def round_two_started(events):
+        return next((i for i, e in enumerate(events) if kind(e) == "round_started" and e.data["index"] == 2), None)
+
+    def in_round_two_with_a_checkpoint():
+        events = all_events(client, job.id)
+        second = round_two_started(events)
+        return second is not None and any(kind(e) == "checkpoint" for e in events[second:])
+
+    wait_for(in_round_two_with_a_checkpoint, 600, "a checkpoint in the second round")
+    dead = started_on(all_events(client, job.id))[0]
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    wait_for(lambda: not runner_pids(dead), 30, "the dead worker's training process to end")
+
+    processes.worker()
+    done = wait_finished(client, job.id, timeout=600)
+    assert done.status == "succeeded", done.error
+    events = all_events(client, job.id)
+    messages = [e.message for e in events]
+    workers = started_on(events)
+    assert len(workers) == 2 and workers[0] == dead != workers[1]
+    resumed_at = messages.index(f"Resuming from the last checkpoint on worker {workers[1]}")
+    before, after = events[:resumed_at], events[resumed_at:]
+    saved = max(e.data["step"] for e in before[round_two_started(before):] if kind(e) == "checkpoint")
+    resumed = [e.data for e in after if kind(e) == "training_started"]
+    assert [(r["resumed"], r["step"]) for r in resumed] == [(True, saved)]  # round 1 reused, round 2 continued
+    assert steps_of(after) == list(range(saved + 1, 31))
+    assert [e.data["index"] for e in after if kind(e) == "round_finished"] == [1, 2]

@@ -100,3 +100,30 @@ def keys(app):
 def api(app, keys):
     with TestClient(app) as client:
         yield Api(client, keys)
+
+
+ORIGIN = {"Origin": "http://testserver"}  # what a browser sends with a form or fetch from one of the UI's pages
+
+
+class Browser:
+    """The web UI as one browser sees it: its own cookie jar, and the Origin header of the UI's own pages."""
+
+    def __init__(self, app):
+        self.client = TestClient(app, follow_redirects=False)
+
+    def sign_in(self, key):
+        return self.client.post("/ui/sign-in", data={"key": key}, headers=ORIGIN)
+
+    def get(self, path, **kwargs):
+        return self.client.get(path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.client.post(path, headers={**ORIGIN, **kwargs.pop("headers", {})}, **kwargs)
+
+
+@pytest.fixture
+def browser(app, keys):
+    """A browser signed in as acme."""
+    signed_in = Browser(app)
+    assert signed_in.sign_in(keys["acme"]).status_code == 303
+    return signed_in

@@ -197,3 +197,28 @@ def test_a_file_deleted_before_validation_fails_the_job(api, app, settings):
     error = api.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["error"]
     assert error == {"code": "invalid_training_file", "param": "training_file",
                      "message": f"training_file {training_file} was deleted before the job started"}
+
+
+def core_step(step, time, eta_s):
+    return {"type": "step", "time": time, "step": step, "total_steps": 10, "epoch": 0, "loss": 2.0,
+            "learning_rate": 1e-4, "grad_norm": 1.0, "throughput": 100.0, "unit": "tokens", "seen": step * 100,
+            "elapsed_s": 10.0 * step, "eta_s": eta_s}
+
+
+def test_a_running_job_estimates_its_finish_from_its_latest_step(api, app):
+    from tunesmith.serve.event_log import add_core_event
+
+    job = api.job()
+    set_status(app, job["id"], "running", worker_id="w1")
+    assert api.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["estimated_finish"] is None  # no step logged yet
+    with app.state.sessions() as session:
+        seq = session.query(Job.seq).filter(Job.id == job["id"]).scalar()
+        add_core_event(session, seq, core_step(1, 1000.0, 90.0), {})
+        add_core_event(session, seq, core_step(2, 1010.0, 85.6), {})
+        add_core_event(session, seq, {"type": "evaluation", "time": 1020.0, "step": 2, "val_loss": 1.5,
+                                      "metrics": {}}, {})
+        session.commit()
+    assert api.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["estimated_finish"] == 1096  # 1010 + 85.6
+    assert api.get("/v1/fine_tuning/jobs").json()["data"][0]["estimated_finish"] == 1096
+    set_status(app, job["id"], "succeeded")
+    assert api.get(f"/v1/fine_tuning/jobs/{job['id']}").json()["estimated_finish"] is None

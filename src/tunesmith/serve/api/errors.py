@@ -80,15 +80,19 @@ def _describe(error: dict) -> str:
     return error["msg"].removeprefix("Value error, ")
 
 
-async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    """400 like OpenAI (not FastAPI's 422), naming the first bad parameter and what would be right (for a
-    union, what each alternative expects)."""
-    errors = exc.errors()
+def describe_validation(errors: list[dict]) -> tuple[str | None, str]:
+    """(the first bad parameter, "param: what would be right") from pydantic's errors; for a union, what each
+    alternative expects."""
     param = _param(errors[0]["loc"])
-    reasons = list(dict.fromkeys(_describe(e) for e in errors if _param(e["loc"]) == param))
-    message = " or ".join(reasons)
-    return _response(400, ErrorBody(message=f"{param}: {message}" if param else message,
-                                    type="invalid_request_error", param=param, code="invalid_parameter"))
+    message = " or ".join(dict.fromkeys(_describe(e) for e in errors if _param(e["loc"]) == param))
+    return param, f"{param}: {message}" if param else message
+
+
+async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """400 like OpenAI (not FastAPI's 422), naming the first bad parameter and what would be right."""
+    param, message = describe_validation(exc.errors())
+    return _response(400, ErrorBody(message=message, type="invalid_request_error", param=param,
+                                    code="invalid_parameter"))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -67,7 +67,7 @@ def _store(request: Request, settings: ServeSettings, caller: Caller, upload: Up
 @router.get("", response_model=ListPage[FileObject], operation_id="listFiles")
 def list_files(after: str | None = None, limit: int = Query(10000, ge=1, le=10000),
                order: Literal["asc", "desc"] = "desc", purpose: str | None = Query(None, max_length=32),
-               caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session)):
+               caller: Caller = Depends(deps.caller), session: Session = Depends(deps.reader)):
     query = select(StoredFile).where(StoredFile.tenant_seq == caller.tenant_seq, StoredFile.deleted_at.is_(None))
     if purpose:
         query = query.where(StoredFile.purpose == purpose)
@@ -77,14 +77,18 @@ def list_files(after: str | None = None, limit: int = Query(10000, ge=1, le=1000
 
 
 @router.get("/{file_id}", response_model=FileObject, operation_id="retrieveFile")
-def retrieve_file(file_id: str, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session)):
+def retrieve_file(file_id: str, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.reader)):
     return file_object(get_file(session, caller, file_id))
 
 
 @router.delete("/{file_id}", response_model=FileDeleted, operation_id="deleteFile", responses=documented(409))
-def delete_file(file_id: str, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session),
-                settings: ServeSettings = Depends(deps.settings)):
+async def delete_file(request: Request, file_id: str, caller: Caller = Depends(deps.caller),
+                      settings: ServeSettings = Depends(deps.settings)):
     """Delete the file and its bytes. Refused while a job that has not finished uses it."""
+    return await deps.writing(request, lambda session: _delete(session, settings, caller, file_id))
+
+
+def _delete(session: Session, settings: ServeSettings, caller: Caller, file_id: str) -> FileDeleted:
     row = get_file(session, caller, file_id)
     user = session.scalar(select(Job.id).where(
         Job.tenant_seq == caller.tenant_seq, Job.status.not_in(FINISHED),
@@ -100,7 +104,7 @@ def delete_file(file_id: str, caller: Caller = Depends(deps.caller), session: Se
 @router.get("/{file_id}/content", response_class=FileResponse, operation_id="downloadFile",
             responses={200: {"content": {"application/octet-stream": {"schema": {"type": "string",
                                                                                   "format": "binary"}}}}})
-def file_content(file_id: str, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session),
+def file_content(file_id: str, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.reader),
                  settings: ServeSettings = Depends(deps.settings)):
     row = get_file(session, caller, file_id)
     session.close()  # the download may be long; hold no transaction while it streams

@@ -156,7 +156,7 @@ def _sse(chunks: Iterator[dict]) -> StreamingResponse:
 
 @router.post("/v1/chat/completions", responses=STREAM_RESPONSE, operation_id="createChatCompletion")
 def chat_completions(body: ChatRequest, request: Request, caller: Caller = Depends(deps.caller),
-                     session: Session = Depends(deps.session), settings: ServeSettings = Depends(deps.settings)):
+                     session: Session = Depends(deps.reader), settings: ServeSettings = Depends(deps.settings)):
     """A chat answer from a base model or one of your tuned models (`ft:...`); the tuned model's training system
     message is used when the chat has none."""
     target = _target(request, session, caller, settings, body.model)
@@ -186,7 +186,7 @@ def _chat_chunks(meta: dict, pieces, include_usage: bool) -> Iterator[dict]:
 
 @router.post("/v1/completions", responses=STREAM_RESPONSE, operation_id="createCompletion")
 def completions(body: CompletionRequest, request: Request, caller: Caller = Depends(deps.caller),
-                session: Session = Depends(deps.session), settings: ServeSettings = Depends(deps.settings)):
+                session: Session = Depends(deps.reader), settings: ServeSettings = Depends(deps.settings)):
     """A continuation of `prompt`, as given (no chat template)."""
     target = _target(request, session, caller, settings, body.model)
     meta = {"id": f"cmpl-{secrets.token_hex(12)}", "object": "text_completion", "created": int(time.time()),
@@ -203,14 +203,14 @@ def completions(body: CompletionRequest, request: Request, caller: Caller = Depe
 
 
 @router.get("/v1/models", response_model=ListPage[ModelObject], operation_id="listModels")
-def list_models(caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session),
+def list_models(caller: Caller = Depends(deps.caller), session: Session = Depends(deps.reader),
                 settings: ServeSettings = Depends(deps.settings)):
     """The server's base models and the caller's tuned models."""
     return page(_models(session, caller, settings), False)
 
 
 @router.get("/v1/models/{model_id:path}", response_model=ModelObject, operation_id="retrieveModel")
-def retrieve_model(model_id: str, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session),
+def retrieve_model(model_id: str, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.reader),
                    settings: ServeSettings = Depends(deps.settings)):
     for model in _models(session, caller, settings):
         if model.id == model_id:

@@ -22,6 +22,7 @@ from tunesmith.serve.api.schemas import (
 from tunesmith.serve.job_spec import JobCreate
 from tunesmith.serve.job_store import cancel_job, create_job, get_job
 from tunesmith.serve.keys import Caller
+from tunesmith.serve.progress import estimated_finishes
 from tunesmith.serve.settings import ServeSettings
 from tunesmith.serve.tables import FINISHED, Checkpoint, Job, JobEvent
 
@@ -34,37 +35,42 @@ EVENTS_RESPONSES = {200: {"content": {"text/event-stream": {"schema": {"type": "
 @router.post("", response_model=FineTuningJob, operation_id="createFineTuningJob", responses={
     **documented(409), 200: {"links": links("job_id", "retrieveFineTuningJob", "cancelFineTuningJob",
                                             "listFineTuningEvents", "listFineTuningJobCheckpoints")}})
-def create(body: JobCreate, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session),
-           settings: ServeSettings = Depends(deps.settings),
-           idempotency_key: str | None = Header(None, max_length=255)):
+async def create(request: Request, body: JobCreate, caller: Caller = Depends(deps.caller),
+                 settings: ServeSettings = Depends(deps.settings),
+                 idempotency_key: str | None = Header(None, max_length=255)):
     """Create a job. With an `Idempotency-Key` header, repeating the request returns the same job; the same key
     with another body is refused (409)."""
-    return job_object(create_job(session, settings, caller, body, idempotency_key), caller.tenant_id)
+    return await deps.writing(request, lambda session: job_object(
+        create_job(session, settings, caller, body, idempotency_key), caller.tenant_id))
 
 
 @router.get("", response_model=ListPage[FineTuningJob], operation_id="listPaginatedFineTuningJobs")
 def list_jobs(after: str | None = None, limit: int = Query(20, ge=1, le=100),
-              caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session)):
+              caller: Caller = Depends(deps.caller), session: Session = Depends(deps.reader)):
     query = select(Job).where(Job.tenant_seq == caller.tenant_seq)
     rows, more = cursor_page(session, query, Job, after, limit, scope=[Job.tenant_seq == caller.tenant_seq])
-    return page([job_object(r, caller.tenant_id) for r in rows], more)
+    finishes = estimated_finishes(session, rows)
+    return page([job_object(r, caller.tenant_id, finishes.get(r.seq)) for r in rows], more)
 
 
 @router.get("/{job_id}", response_model=FineTuningJob, operation_id="retrieveFineTuningJob")
-def retrieve(job_id: str, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session)):
-    return job_object(get_job(session, caller, job_id), caller.tenant_id)
+def retrieve(job_id: str, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.reader)):
+    """The job; while it runs, `estimated_finish` is when training should end (from its latest step's eta)."""
+    job = get_job(session, caller, job_id)
+    return job_object(job, caller.tenant_id, estimated_finishes(session, [job]).get(job.seq))
 
 
 @router.post("/{job_id}/cancel", response_model=FineTuningJob, operation_id="cancelFineTuningJob")
-def cancel(job_id: str, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session)):
+async def cancel(request: Request, job_id: str, caller: Caller = Depends(deps.caller)):
     """Cancel a job that has not finished; a running one stops after its current step and keeps its checkpoint."""
-    return job_object(cancel_job(session, caller, get_job(session, caller, job_id)), caller.tenant_id)
+    return await deps.writing(request, lambda session: job_object(
+        cancel_job(session, caller, get_job(session, caller, job_id)), caller.tenant_id))
 
 
 @router.get("/{job_id}/events", response_model=ListPage[JobEventObject], responses=EVENTS_RESPONSES,
             operation_id="listFineTuningEvents")
 def events(request: Request, job_id: str, after: str | None = None, limit: int = Query(20, ge=1, le=1000),
-           stream: bool = False, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session)):
+           stream: bool = False, caller: Caller = Depends(deps.caller), session: Session = Depends(deps.reader)):
     """Newest first, paginated with `after`. With `stream=true`: every event oldest first (after `after`, or the
     `Last-Event-ID` header, when given) as server-sent events, live until the job finishes."""
     job = get_job(session, caller, job_id)
@@ -97,7 +103,7 @@ async def _event_stream(request: Request, job_seq: int, cursor: int):
 def _events_since(request: Request, job_seq: int, cursor: int) -> tuple[list[JobEvent], str, bool]:
     """New events, the job's state, and whether it is settled: finished, and no training process still writing
     (a cancelled job's process adds its last checkpoint after the state changed)."""
-    with request.app.state.sessions() as session:
+    with request.app.state.readers() as session:
         rows = list(session.scalars(select(JobEvent).where(JobEvent.job_seq == job_seq, JobEvent.seq > cursor)
                                     .order_by(JobEvent.seq).limit(100)))
         status, lease = session.execute(select(Job.status, Job.lease_expires_at).where(Job.seq == job_seq)).one()
@@ -107,7 +113,7 @@ def _events_since(request: Request, job_seq: int, cursor: int) -> tuple[list[Job
 @router.get("/{job_id}/checkpoints", response_model=ListPage[CheckpointObject],
             operation_id="listFineTuningJobCheckpoints")
 def checkpoints(job_id: str, after: str | None = None, limit: int = Query(10, ge=1, le=100),
-                caller: Caller = Depends(deps.caller), session: Session = Depends(deps.session)):
+                caller: Caller = Depends(deps.caller), session: Session = Depends(deps.reader)):
     """Checkpoints written so far, newest first, with the training and validation loss at each."""
     job = get_job(session, caller, job_id)
     scope = [Checkpoint.job_seq == job.seq]

@@ -83,7 +83,7 @@ class FineTuningJob(BaseModel):
     tunesmith: dict[str, Any] | None = None
 
 
-def job_object(job: Job, organization_id: str) -> FineTuningJob:
+def job_object(job: Job, organization_id: str, estimated_finish: int | None = None) -> FineTuningJob:
     method = dict(job.method)
     kind = method.get("type", "supervised")
     method[kind] = {**(method.get(kind) or {}), "hyperparameters": job.hyperparameters}
@@ -92,7 +92,8 @@ def job_object(job: Job, organization_id: str) -> FineTuningJob:
         organization_id=organization_id, status=job.status, training_file=job.training_file,
         validation_file=job.validation_file, hyperparameters=job.hyperparameters, method=method, seed=job.seed,
         suffix=job.suffix, metadata=job.user_metadata, error=job.error, fine_tuned_model=job.fine_tuned_model,
-        trained_tokens=job.trained_tokens, result_files=job.result_files or [], tunesmith=job.extension)
+        trained_tokens=job.trained_tokens, result_files=job.result_files or [], tunesmith=job.extension,
+        estimated_finish=estimated_finish)
 
 
 class JobEventObject(BaseModel):
@@ -148,3 +149,16 @@ class TenantUsage(BaseModel):
     file_bytes: int
     jobs: dict[str, int]  # by state
     trained_tokens: int
+
+
+class AuditLogEntry(BaseModel):
+    """Who did what to which object and when (ids only, never names or contents)."""
+
+    id: str
+    object: Literal["audit_log"] = "audit_log"
+    effective_at: int
+    tenant_id: str
+    tenant: str
+    actor: str  # an API key id, or "cli" for `tunesmith keys`
+    type: str  # file.create, file.delete, job.create, job.cancel, key.create, key.revoke
+    object_id: str
