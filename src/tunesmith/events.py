@@ -95,6 +95,32 @@ class StepSkipped(Event):
 
 
 @dataclass(frozen=True)
+class BatchSizeReduced(Event):
+    """batch_size: auto: a step ran out of memory, so each batch is now cut into smaller micro-batches (more of them
+    per step: the optimizer step, its loss and the schedule stay the same), or a resumed run starts cut that way."""
+
+    type: ClassVar[str] = "batch_size_reduced"
+    step: int  # the step retried at the new size (0: the learning-rate range test; resuming: the next step)
+    micro_batch: int  # examples in the largest micro-batch from now on
+    gradient_accumulation: int  # micro-batches per optimizer step from now on (at most)
+    reason: str
+
+
+@dataclass(frozen=True)
+class LearningRateChosen(Event):
+    """learning_rate: auto: the rate the range test chose (or reused on resume), and why."""
+
+    type: ClassVar[str] = "learning_rate_chosen"
+    rate: float
+    reason: str
+    tried: int  # rates tried, one step each (0 when reused)
+    low: float  # the range tested
+    high: float
+    fallback: bool  # the test could not decide: the method's default rate
+    reused: bool  # read back from the run folder's lr_range.json on resume
+
+
+@dataclass(frozen=True)
 class Evaluation(Event):
     type: ClassVar[str] = "evaluation"
     step: int

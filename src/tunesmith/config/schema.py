@@ -170,6 +170,5 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _method_defaults(self) -> "RunConfig":
-        if self.training.learning_rate is None:
-            self.training.learning_rate = registry.of(self.method).learning_rate
+        self.training.use_method_learning_rate(registry.of(self.method).learning_rate)
         return self

@@ -2,19 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr, ValidationError, WrapValidator
 
-from tunesmith.config.section import Section
+from tunesmith.config.section import Section, invalid
+
+AUTO = "auto"
+# Under batch_size: auto the sampler draws batches of this many examples (the default batch_size, so switching a
+# config to auto changes nothing until memory runs out); the loop cuts them into smaller micro-batches on OOM.
+AUTO_BATCH_SIZE = 8
+
+
+def _or_auto(message: str):
+    """One error in the user's words instead of pydantic's one-per-union-member list."""
+    def validate(value, handler):
+        try:
+            return handler(value)
+        except ValidationError:
+            raise invalid(message) from None
+
+    return WrapValidator(validate)
+
+
+BatchSize = Annotated[
+    Annotated[int, Field(ge=1)] | Literal["auto"],
+    _or_auto("Input should be a valid integer (1 or more) or 'auto' (halved on out-of-memory errors)"),
+]
+LearningRate = Annotated[
+    Annotated[float, Field(gt=0)] | Literal["auto"] | None,
+    _or_auto("Input should be a number above 0, or 'auto' (a short learning-rate range test picks it)"),
+]
 
 
 class TrainingConfig(Section):
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="overrides epochs when set")
-    batch_size: int = Field(8, ge=1)
+    batch_size: BatchSize = Field(
+        8, description=f"examples per micro-batch; auto: {AUTO_BATCH_SIZE}, cut into smaller micro-batches (with "
+                       "more accumulation, so the same step) when a step runs out of memory"
+    )
     gradient_accumulation: int = Field(1, ge=1)
-    learning_rate: float | None = Field(None, gt=0, description="default depends on the method")
+    learning_rate: LearningRate = Field(
+        None, description="default depends on the method; auto: chosen by a learning-rate range test before training"
+    )
     lr_scheduler: Literal["cosine", "linear", "constant"] = "cosine"
     warmup_steps: int = Field(0, ge=0)
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
@@ -37,3 +68,21 @@ class TrainingConfig(Section):
     batch_tokens: int | None = Field(
         None, ge=8, description="token budget per packed micro-batch; default batch_size x mean example length"
     )
+    # The method's default rate (set by RunConfig): learning_rate: auto centres its range test on it and falls back
+    # to it when the test cannot decide. Not a key: it follows from method.name.
+    _method_learning_rate: float | None = PrivateAttr(None)
+
+    @property
+    def examples_per_batch(self) -> int:
+        """Examples per batch the sampler draws (batch_size, or AUTO_BATCH_SIZE under auto)."""
+        return AUTO_BATCH_SIZE if self.batch_size == AUTO else self.batch_size
+
+    @property
+    def method_learning_rate(self) -> float | None:
+        return self._method_learning_rate
+
+    def use_method_learning_rate(self, rate: float) -> None:
+        """The method's default: learning_rate when none is set; under auto the range test's centre and fallback."""
+        self._method_learning_rate = rate
+        if self.learning_rate is None:
+            self.learning_rate = rate

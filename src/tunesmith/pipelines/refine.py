@@ -11,7 +11,7 @@ from rich.table import Table
 from tunesmith import events as ev
 from tunesmith.config.load import build_config
 from tunesmith.config.schema import RefineConfig, RunConfig
-from tunesmith.errors import ConfigError
+from tunesmith.errors import ConfigError, TunesmithError
 from tunesmith.evaluate.report import lower_is_better, write_report
 from tunesmith.methods.apply import is_adapter
 from tunesmith.pipelines.stages import base_raw, run_or_reuse
@@ -53,7 +53,7 @@ def run_refine(config: RunConfig, *, resume: bool = False, overwrite: bool = Fal
     for index in range(refine.rounds):
         raw = base_raw(config)
         raw["output_dir"] = str(root / f"round-{index + 1}")
-        raw["training"]["learning_rate"] = config.training.learning_rate * refine.lr_decay**index
+        raw["training"]["learning_rate"] = _round_rate(config.training.learning_rate, root, index, refine.lr_decay)
         if results:
             previous = results[-1]
             raw.update({"init_adapter": str(previous.output)} if is_adapter(config.method) else {"model": str(previous.output)})
@@ -69,6 +69,21 @@ def run_refine(config: RunConfig, *, resume: bool = False, overwrite: bool = Fal
     best = best_round(history, refine.metric)
     report = _write_refine_report(root, config, results, history, best, console)
     return RunResult(root, results[best].scores, results[best].output, results[best].val_loss, report)
+
+
+def _round_rate(first, root: Path, index: int, decay: float):
+    """Round 1 trains at the configured rate (under auto: the range test's choice); each later round decays it."""
+    if first == "auto":
+        if index == 0:
+            return first
+        from tunesmith.train import lr_range
+
+        chosen = lr_range.saved(root / "round-1")
+        if chosen is None:
+            raise TunesmithError(f"{root / 'round-1'}: round 1's learning-rate choice (lr_range.json) is missing; "
+                                 "start the refinement again with --overwrite")
+        first = chosen.rate
+    return first * decay**index
 
 
 def _write_refine_report(root: Path, config: RunConfig, summaries, history, best: int, console: Console):

@@ -66,7 +66,7 @@ def _stage_raw(config: RunConfig, stage: StageConfig) -> dict:
             raw["method"] = {**raw["method"], **stage.method}
         else:
             raw["method"] = dict(stage.method)
-            if "learning_rate" not in (stage.training or {}):
+            if "learning_rate" not in (stage.training or {}) and raw["training"]["learning_rate"] != "auto":
                 raw["training"]["learning_rate"] = None  # the new method's default, not the previous one's
     return raw
 

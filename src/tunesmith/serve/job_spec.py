@@ -133,6 +133,9 @@ def run_config(method: dict, extension: dict | None, seed: int | None, *, base_m
     try:
         config = build_config(raw, source="request")
         if hyper.learning_rate_multiplier != "auto":  # of the method's (or the config's) learning rate
+            if config.training.learning_rate == "auto":
+                raise ConfigError("learning_rate_multiplier multiplies a learning rate, but the tunesmith config "
+                                  "sets training.learning_rate: auto (a range test picks it); drop one of them")
             config.training.learning_rate = config.training.learning_rate * hyper.learning_rate_multiplier
     except ConfigError as error:
         raise JobSpecError(str(error), param="tunesmith") from None
@@ -143,10 +146,10 @@ def resolved_hyperparameters(config) -> dict:
     """What `auto` became, shown on the job like OpenAI does once a job is validated."""
     from tunesmith.methods import registry
 
-    default = registry.of(config.method).learning_rate
+    default, rate = registry.of(config.method).learning_rate, config.training.learning_rate
     epochs = config.training.epochs
     return {"n_epochs": int(epochs) if epochs == int(epochs) else epochs, "batch_size": config.training.batch_size,
-            "learning_rate_multiplier": round(config.training.learning_rate / default, 6)}
+            "learning_rate_multiplier": "auto" if rate == "auto" else round(rate / default, 6)}
 
 
 def _extension(extension: dict | None) -> dict:

@@ -67,6 +67,7 @@ class TrainState:
     batches_in_epoch: int = 0  # micro-batches of `epoch` already consumed
     seen: int = 0  # what the task's throughput counts (tokens, images), trained on so far
     elapsed: float = 0.0
+    micro_batches: int = 1  # pieces each drawn batch is cut into (batch_size: auto raises it on out-of-memory)
 
 
 def staging_folder(run_dir: Path, step: int) -> Path:
@@ -92,7 +93,7 @@ def save_checkpoint(run_dir: Path, trainable: dict[str, torch.Tensor], optimizer
     then removed and the previous checkpoint stays the latest."""
     final = run_dir / "checkpoints" / f"{PREFIX}{state.step:07d}"
     tmp = staging_folder(run_dir, state.step)
-    parts = {SCHEDULER: scheduler.state_dict(), RNG: _rng_state()}
+    parts = {SCHEDULER: scheduler.state_dict(), RNG: rng_state()}
     if optimizer_state is not None:
         parts[OPTIMIZER] = optimizer_state
     tensor_files, texts = {TRAINABLE: trainable}, {**(extra_files or {}), STATE: json.dumps(asdict(state))}
@@ -186,7 +187,7 @@ def load_checkpoint(folder: Path, scheduler) -> tuple[dict | None, TrainState]:
     verify_checkpoint(folder)
     optimizer_state = _read_part(folder, OPTIMIZER) if (folder / f"{OPTIMIZER}.json").is_file() else None
     scheduler.load_state_dict(_read_part(folder, SCHEDULER))
-    _set_rng_state(_read_part(folder, RNG))
+    set_rng_state(_read_part(folder, RNG))
     return optimizer_state, _train_state(json.loads((folder / STATE).read_text()))
 
 
@@ -380,14 +381,14 @@ def _read_part(folder: Path, name: str):
     return _join(json.loads((folder / f"{name}.json").read_text()), tensors)
 
 
-def _rng_state() -> dict:
+def rng_state() -> dict:
     state = {"python": random.getstate(), "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def _set_rng_state(state: dict) -> None:
+def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():

@@ -49,7 +49,7 @@ def deepspeed_plugin(config, world_size: int):
                              zero3_init_flag=False)
     # accelerate takes this from a prepared DataLoader; the loop prepares none. DeepSpeed only uses it for
     # its batch-size bookkeeping (micro-batches here vary in size when packing).
-    plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = max(1, -(-config.training.batch_size // world_size))
+    plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = max(1, -(-config.training.examples_per_batch // world_size))
     return plugin
 
 

@@ -15,7 +15,8 @@ class TrainingProgress:
         self.live = console.is_terminal
         self.bar: Progress | None = None
         self.handlers = {"training_started": self._start, "step": self._step, "evaluation": self._evaluation,
-                         "step_skipped": self._skipped}
+                         "step_skipped": self._skipped, "batch_size_reduced": self._batch_reduced,
+                         "learning_rate_chosen": self._rate_chosen}
 
     def __call__(self, event: ev.Event) -> None:
         handler = self.handlers.get(event.type)
@@ -57,12 +58,20 @@ class TrainingProgress:
     def _evaluation(self, event: ev.Evaluation) -> None:
         extra = "".join(f"  {name} {value:.4g}" for name, value in event.metrics.items())
         line = f"eval at step {event.step}: val_loss {event.val_loss:.4f}{extra}"
-        (self.bar.console if self.bar is not None else self.console).print(line, highlight=False)
-
+        self._print(line)
 
     def _skipped(self, event: ev.StepSkipped) -> None:
-        (self.bar.console if self.bar is not None else self.console).print(
-            f"[yellow]warning[/]: {event.message}", highlight=False)
+        self._print(f"[yellow]warning[/]: {event.message}")
+
+    def _batch_reduced(self, event: ev.BatchSizeReduced) -> None:
+        self._print(f"[yellow]batch size[/]: {event.reason}; step {event.step} on: micro-batches of "
+                    f"{event.micro_batch}, up to {event.gradient_accumulation} per optimizer step")
+
+    def _rate_chosen(self, event: ev.LearningRateChosen) -> None:
+        self._print(f"[bold]learning rate[/]: {event.rate:g} ({event.reason})")
+
+    def _print(self, line: str) -> None:
+        (self.bar.console if self.bar is not None else self.console).print(line, highlight=False)
 
 
 def _duration(seconds: float) -> str:

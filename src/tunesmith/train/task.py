@@ -36,7 +36,11 @@ class Task(ABC):
     @abstractmethod
     def train_batches(self, cfg) -> tuple:
         """(batch sampler, collator) for training. The sampler yields lists of indices into train_set, has
-        set_epoch(epoch) and len(), and gives the same batches for the same (seed, epoch): resume relies on it."""
+        set_epoch(epoch) and len(), and gives the same batches for the same (seed, epoch): resume relies on it.
+
+        `cfg.batch_size` is always an int here: the examples per drawn batch. Under `batch_size: auto` the loop cuts
+        a drawn batch into consecutive pieces after an out-of-memory error, so the collator must accept any subset
+        of a batch (draws that depend on the whole batch change when it is cut)."""
 
     @abstractmethod
     def eval_collator(self):

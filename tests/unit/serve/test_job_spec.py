@@ -79,3 +79,12 @@ def test_config_mistakes_come_back_with_the_configs_own_message():
         build(extension={"training": {"batch_size": 0}})
     assert caught.value.param == "tunesmith"
     assert "training.batch_size" in str(caught.value)
+
+
+def test_a_learning_rate_chosen_by_the_range_test_is_shown_as_auto_and_not_multiplied():
+    auto = build(extension={"training": {"learning_rate": "auto"}})
+    assert resolved_hyperparameters(auto)["learning_rate_multiplier"] == "auto"
+    with pytest.raises(JobSpecError, match="learning_rate_multiplier multiplies a learning rate, but the tunesmith "
+                                           "config sets training.learning_rate: auto"):
+        build({"type": "supervised", "supervised": {"hyperparameters": {"learning_rate_multiplier": 0.5}}},
+              extension={"training": {"learning_rate": "auto"}})

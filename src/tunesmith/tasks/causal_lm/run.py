@@ -80,13 +80,14 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     }
     console.print(
         f"[bold]plan[/]: {method.name} on {config.model} | trainable {trainable:,} / {total:,} "
-        f"({100 * trainable / total:.2f}%) | lr {config.training.learning_rate:g} | memory {memory.describe(need)} + "
+        f"({100 * trainable / total:.2f}%) | lr {_rate(config.training.learning_rate)} | memory {memory.describe(need)} + "
         f"activations ~{checkpointing.activation_bytes / memory.GIB:.2f} GiB | gradient checkpointing "
         f"{'on' if checkpointing.enabled else 'off'} ({checkpointing.reason}) | {len(train_set)} train, "
         f"{len(val_set)} validation{_scored(scoring)} examples | precision "
         f"{_precision(accelerator)} on {accelerator.device}{_parallelism(accelerator)}"
     )
     events.emit(ev.Planned(plan=plan))
+    activations = checkpointing.activation_bytes / memory.GIB
     memory.check_fits(method.name, need, total, accelerator.device, loaded_weights=whole.weights)
     started = time.perf_counter()
     # Not under FSDP or DeepSpeed: their shards are made from the swapped weights and cannot be swapped back.
@@ -94,7 +95,8 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     with (frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
           cpu_attention(model, accelerator.device)):
         result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
-                       checkpoint_files={"config.yaml": config_text(config)}, on_step_end=on_step_end)
+                       checkpoint_files={"config.yaml": config_text(config)}, on_step_end=on_step_end,
+                       memory_plan=f"{memory.describe(need)} + activations ~{activations:.2f} GiB")
     train_seconds = time.perf_counter() - started
     model = task.model
     if result.trainable is not None:  # the trained model is sharded: rank 0 saves and scores a whole copy
@@ -111,11 +113,15 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
             "max_new_tokens": config.eval.max_new_tokens, "train_steps": result.state.step,
             "train_tokens": result.state.seen, "train_seconds": round(train_seconds, 1),
             "final_val_loss": result.val_loss, "trainable_params": trainable, "total_params": total,
-            "precision": _precision(accelerator),
+            "precision": _precision(accelerator), "learning_rate": result.learning_rate,
         }
         scores, report = scoring.finish(model, run_dir, meta, console, events)
     # Pipelines (stages, refinement) decide on every rank from what rank 0 saved and scored.
     return broadcast_from_main(accelerator, RunResult(run_dir, scores, output, result.val_loss, report))
+
+
+def _rate(rate) -> str:
+    return "auto (range test before training)" if rate == "auto" else f"{rate:g}"
 
 
 def _scored(scoring) -> str:

@@ -75,14 +75,15 @@ def batch_plan(train_set: list[dict], cfg, pad_token_id: int):
 
 
 def largest_micro_batch_tokens(train_set: list[dict], cfg) -> int:
-    """Token positions (padding included) of the largest micro-batch training can draw."""
+    """Token positions (padding included) of the largest micro-batch training can draw (under batch_size: auto, the
+    first it tries)."""
     lengths = [len(example["input_ids"]) for example in train_set]
     if cfg.packing:
         return max(max(lengths), _packing_budget(lengths, cfg))
-    return min(cfg.batch_size, len(lengths)) * max(lengths)
+    return min(cfg.examples_per_batch, len(lengths)) * max(lengths)
 
 
 def _packing_budget(lengths: list[int], cfg) -> int:
     # By default a packed micro-batch holds as many tokens as an average padded batch holds real tokens,
     # so an epoch has about as many optimizer steps as without packing and the same hyperparameters work.
-    return cfg.batch_tokens or max(max(lengths), round(cfg.batch_size * sum(lengths) / len(lengths)))
+    return cfg.batch_tokens or max(max(lengths), round(cfg.examples_per_batch * sum(lengths) / len(lengths)))

@@ -89,7 +89,7 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
             "final_train_loss": losses.last, "final_val_loss": result.val_loss,
             "val_loss_on": "data.validation_images" if images.held_out else "the training images (fixed noise)",
             "trainable_params": trainable, "total_params": total,
-            "learning_rate": config.training.learning_rate,
+            "learning_rate": result.learning_rate or config.training.learning_rate,
             "precision": plan["precision"], "train_seconds": round(train_seconds, 1), "output": str(output),
         }
         report = write_report(run_dir, meta, grids.saved)
