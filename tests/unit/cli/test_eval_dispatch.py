@@ -1,21 +1,14 @@
 """`tunesmith eval RUN` picks the evaluation of the run's model family."""
 
-import typer
 from typer.testing import CliRunner
 
+from tests.unit.cli.fresh_app import fresh_app
 from tunesmith.cli.eval import register
 from tunesmith.errors import ConfigError
 
 
-def app() -> typer.Typer:
-    fresh = typer.Typer()
-    register(fresh)
-
-    @fresh.command("other")  # with one command typer would make `eval` the app itself
-    def other() -> None:
-        pass
-
-    return fresh
+def app():
+    return fresh_app(register)
 
 
 def test_a_diffusion_run_needs_real_images(tmp_path, monkeypatch):

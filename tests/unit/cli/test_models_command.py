@@ -3,23 +3,16 @@
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
+from tests.unit.cli.fresh_app import fresh_app
 from tests.unit.models.test_catalogue import chat_file, hub_snapshot, save_tiny
 from tunesmith.cli.models import register
 from tunesmith.methods import registry
 
 
-def app() -> typer.Typer:
-    fresh = typer.Typer()
-    register(fresh)
-
-    @fresh.command("other")  # with one command typer would make `models` the app itself
-    def other() -> None:
-        pass
-
-    return fresh
+def app():
+    return fresh_app(register)
 
 
 @pytest.fixture(autouse=True)
