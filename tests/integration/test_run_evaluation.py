@@ -20,7 +20,7 @@ def distinct_train(path):
 
 def test_a_run_ends_with_three_rows_verdicts_and_forgetting(tiny_run_config, tmp_path, capsys):
     config = tiny_run_config(data={"train": str(distinct_train(tmp_path / "train.jsonl"))},
-                             eval={"comparison": {"few_shot_k": 2, "bootstrap_resamples": 200}})
+                             eval={"forgetting": True, "comparison": {"few_shot_k": 2, "bootstrap_resamples": 200}})
     result = run(config)
     document = json.loads((result.run_dir / "eval" / "report.json").read_text())
     assert list(document["rows"]) == ["zero_shot", "few_shot", "tuned"]

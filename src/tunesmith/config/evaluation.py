@@ -21,6 +21,8 @@ class EvalConfig(Section):
     batch_size: int = Field(8, ge=1)
     max_examples: int | None = Field(None, ge=1, description="score only the first N test examples")
     compare_base: bool = Field(True, description="score the base model too (zero-shot), before training")
+    forgetting: bool = Field(True, description="with compare_base: perplexity on general text before and after "
+                                               "training (the forgetting check)")
     few_shot: bool = Field(True, description="with compare_base: also the base model few-shot "
                                              "(eval.comparison.few_shot_k training examples in the prompt)")
     task: TaskMetrics = Field(default_factory=TaskMetrics, description="label, JSON and format-adherence metrics")

@@ -59,7 +59,7 @@ class RunScoring:
                 shots = choose_shots(data.train, examples, settings.few_shot_k, settings.few_shot_seed)
             except DataError as error:  # a training run goes on without the row; `tunesmith eval` refuses
                 note = f"{error}; the few-shot row is left out"
-        passages, source = general_passages(None) if config.eval.compare_base else ([], "")
+        passages, source = general_passages(None) if config.eval.compare_base and config.eval.forgetting else ([], "")
         return cls(config, scorer, examples, "test" if data.test else "validation", shots, passages, source, note)
 
     def score_base(self, model, run_dir: Path, resume: bool, console: Console, events: ev.EventStream) -> None:
@@ -69,7 +69,7 @@ class RunScoring:
         saved = json.loads(cache.read_text()) if resume and cache.is_file() else {}
         if "rows" in saved:  # older runs cached other numbers: those are scored again
             self.base_rows = {name: Row.from_dict(row) for name, row in saved["rows"].items()}
-            self.general_base = np.array(saved["general"], dtype=np.float64)
+            self.general_base = np.array(saved["general"], dtype=np.float64) if saved["general"] else None
             return
         if self.note:
             console.print(f"[yellow]note[/]: {self.note}", highlight=False, soft_wrap=True)
@@ -81,10 +81,11 @@ class RunScoring:
         if self.shots:
             self.base_rows["few_shot"] = self.scorer.row(
                 "few_shot", model, [with_shots(example, self.shots) for example in self.examples])
-        self.general_base = self.scorer.text_losses(model, self.passages, self.config.data.max_length)
+        if self.passages:
+            self.general_base = self.scorer.text_losses(model, self.passages, self.config.data.max_length)
         events.emit(ev.BaseScoringFinished(scores=self.scores(self.base_rows)))
         cache.write_text(json.dumps({"rows": {name: row.to_dict() for name, row in self.base_rows.items()},
-                                     "general": self.general_base.tolist()}))
+                                     "general": [] if self.general_base is None else self.general_base.tolist()}))
 
     def finish(self, model, run_dir: Path, meta: dict, console: Console, events: ev.EventStream) -> tuple[dict, Path]:
         """Score the tuned model, write eval/ and the run's report.json/report.md summary; (scores, report path)."""
