@@ -35,13 +35,15 @@ def run_child(command: list[str], log_path: Path, env: dict[str, str] | None = N
 
 
 class Phase:
-    """`with Phase() as phase:` times the block and records its peak RSS and peak GPU memory (None on CPU).
+    """`with Phase() as phase:` times the block (wall and this process's CPU seconds, the steadier figure on a shared
+    machine) and records its peak RSS and peak GPU memory (None on CPU).
 
     The RSS high-water mark is reset on entry (writing 5 to /proc/self/clear_refs), so the peak belongs to
     this phase: memory from imports and model loading is included only as far as it is still resident.
     """
 
     seconds: float
+    cpu_seconds: float  # user + system time of every thread of this process
     peak_rss_mib: float
     peak_gpu_mib: float | None
 
@@ -51,12 +53,13 @@ class Phase:
         Path("/proc/self/clear_refs").write_text("5")
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        self._start = time.perf_counter()
+        self._start, self._cpu_start = time.perf_counter(), time.process_time()
         return self
 
     def __exit__(self, *exc) -> None:
         _synchronize()  # queued GPU work belongs to the phase
         self.seconds = time.perf_counter() - self._start
+        self.cpu_seconds = time.process_time() - self._cpu_start
         self.peak_rss_mib = _high_water_mark_mib()
         self.peak_gpu_mib = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
 

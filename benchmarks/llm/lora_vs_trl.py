@@ -1,11 +1,14 @@
 """LoRA SFT throughput, memory and quality: tunesmith vs TRL SFTTrainer + PEFT, in one invocation.
 
-    python benchmarks/llm/lora_vs_trl.py --quick        # smoke test: 16 examples, one run per tool
-    python benchmarks/llm/lora_vs_trl.py --repeats 3    # the measurement; run it on a quiet machine
+    python benchmarks/llm/lora_vs_trl.py --quick                     # smoke test: 16 examples, one run per tool
+    python benchmarks/llm/lora_vs_trl.py --repeats 3                 # the measurement; run it on a quiet machine
+    python benchmarks/llm/lora_vs_trl.py --workload short --repeats 3   # generated ~86-token JSON-extraction rows
 
 Both tools train the embedded SmolLM2-135M-Instruct on the same chat data with the same LoRA config,
 learning rate and schedule, epochs, batch size, precision, seed and completion-only loss. Runs alternate
-(tunesmith, TRL, TRL, tunesmith, ...) and each is a child process of its own, so every peak is per run.
+(tunesmith, TRL, TRL, tunesmith, ...) and each is a child process of its own, so every peak is per run. Before
+the runs the machine is measured (common/machine.py), and each tool's tokens/s is also given as a fraction of the
+machine's LoRA ceiling.
 benchmarks/README.md says what each number means and where the comparison is not like for like.
 """
 
@@ -29,13 +32,16 @@ sys.path.insert(0, str(REPO))  # as a script, only this file's folder would be o
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+from benchmarks.common import machine  # noqa: E402
 from benchmarks.common.evaluate import completion_perplexity, read_chats  # noqa: E402
 from benchmarks.common.measure import Phase, run_child  # noqa: E402
-from benchmarks.common.report import Column, machine, markdown_table, medians, ratios, write_results  # noqa: E402
+from benchmarks.common.report import Column, markdown_table, medians, ratios, write_results  # noqa: E402
+from benchmarks.llm import patches, short_rows  # noqa: E402
 from tunesmith.models.embedded import EMBEDDED_ALIAS, embedded_model_dir  # noqa: E402
 
 TOOLS = ("tunesmith", "trl")
 EXAMPLE = REPO / "examples" / "cooking-assistant"
+WORKLOADS = ("cooking", "short")  # the cooking-assistant chats (~141 tokens), or short_rows.py's (~86)
 LORA = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
 LOSS_WINDOW = 10  # the final training loss is the mean over this many last logged steps
 NEVER = 10**9  # a step interval that turns off tunesmith's mid-run evaluation and checkpoints
@@ -44,8 +50,11 @@ FULL = {"repeats": 3, "max_examples": None, "max_test_examples": None}
 # HF_*_OFFLINE: neither tool may reach the network during a measurement.
 CHILD_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 COLUMNS = [
-    Column("tokens_per_s", "tokens/s", ".0f"),
+    Column("tokens_per_s", "tokens/s", ".1f"),
+    Column("ceiling_fraction", "of ceiling", ".1%"),
+    Column("ceiling_fraction_cpu", "of ceiling, CPU time", ".1%"),
     Column("train_seconds", "train s", ".1f"),
+    Column("train_cpu_seconds", "train CPU s", ".1f"),
     Column("optimizer_steps", "optimizer steps", ".0f"),
     Column("peak_rss_mib", "peak RSS MiB", ".0f"),
     Column("train_peak_rss_mib", "train-phase peak RSS MiB", ".0f"),
@@ -76,13 +85,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8, help="examples per optimizer step (no accumulation)")
     parser.add_argument("--max-length", type=int, default=1024, help="truncate examples to this many tokens")
     parser.add_argument("--learning-rate", type=float, default=2e-4)
-    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="bf16 autocast or plain fp32")
+    parser.add_argument(
+        "--precision", choices=["auto", "bf16", "fp32"], default="auto",
+        help="bf16 autocast or plain fp32; auto (default): bf16 where the device runs it natively, as tunesmith picks",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--gradient-checkpointing", action="store_true", help="turn it on for both tools (off for both by default)"
     )
-    parser.add_argument("--train", type=Path, default=EXAMPLE / "train.jsonl", help="chat JSONL, one reply each")
-    parser.add_argument("--test", type=Path, default=EXAMPLE / "test.jsonl", help="chat JSONL, one reply each")
+    parser.add_argument(
+        "--workload", choices=WORKLOADS, default="cooking",
+        help="cooking: the cooking-assistant chats; short: generated JSON-extraction chats (llm/short_rows.py)",
+    )
+    parser.add_argument("--train", type=Path, help="chat JSONL, one reply each (default: the workload's)")
+    parser.add_argument("--test", type=Path, help="chat JSONL, one reply each (default: the workload's)")
     parser.add_argument(
         "--tunesmith-set", action="append", default=[], metavar="KEY=VALUE",
         help="tunesmith config override, applied last (repeatable), e.g. training.packing=true",
@@ -90,6 +106,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--trl-set", action="append", default=[], metavar="KEY=VALUE",
         help="SFTConfig override, applied last (repeatable), e.g. packing=true",
+    )
+    parser.add_argument(
+        "--tunesmith-patch", action="append", default=[], choices=sorted(patches.PATCHES), metavar="NAME",
+        help=f"a speed lever patched into tunesmith's run only (repeatable): {', '.join(patches.PATCHES)}",
     )
     parser.add_argument(
         "--output", type=Path,
@@ -108,59 +128,48 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 # -- the parent: prepare data, run the children, summarise ------------------------------------------------
 def compare(args: argparse.Namespace) -> None:
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     workdir = Path(tempfile.mkdtemp(prefix="lora_vs_trl-"))
-    embedded_model_dir()  # converts the GGUF on first use, so no measured run pays for it
-    job = {
-        "train": str(_subset(args.train, args.max_examples, workdir / "train.jsonl")),
-        "test": str(_subset(args.test, args.max_test_examples, workdir / "test.jsonl")),
-        "epochs": args.epochs,
-        "batch_size": args.batch_size,
-        "max_length": args.max_length,
-        "learning_rate": args.learning_rate,
-        "precision": args.precision,
-        "seed": args.seed,
-        "gradient_checkpointing": args.gradient_checkpointing,
-        "tunesmith_set": args.tunesmith_set,
-        "trl_set": args.trl_set,
-    }
+    job = make_job(args, workdir)
+    print(f"measuring the machine ({device.type}) ...", flush=True)
+    capability = machine_capability(device, job["precision"])
+    print(f"{machine.summary_line(capability)}\n{ceiling_line(capability)} = {machine.CEILING_FORMULA}", flush=True)
     job_path = workdir / "job.json"
     job_path.write_text(json.dumps(job, indent=2))
     order = [tool for repeat in range(args.repeats) for tool in (TOOLS if repeat % 2 == 0 else TOOLS[::-1])]
-    print(f"{len(order)} runs on {device}, logs in {workdir}", flush=True)
+    print(f"{len(order)} runs on {device.type}, logs in {workdir}", flush=True)
 
     runs = []
     for index, tool in enumerate(order, 1):
-        stem = workdir / f"{index:02d}-{tool}"
-        command = [sys.executable, __file__, "--child", tool, "--job", str(job_path), "--result", f"{stem}.json"]
-        child = run_child(command, stem.with_suffix(".log"), env={**os.environ, **CHILD_ENV})
-        if child.returncode != 0:
-            tail = "\n".join(stem.with_suffix(".log").read_text().splitlines()[-30:])
-            sys.exit(f"{tool} (run {index}) failed with exit code {child.returncode}:\n{tail}")
-        result = json.loads(Path(f"{stem}.json").read_text())
-        result.update(run=index, peak_rss_mib=child.peak_rss_mib, wall_seconds=child.wall_seconds)
+        result = run_tool(tool, job_path, workdir / f"{index:02d}-{tool}", f"{tool} (run {index})")
+        result.update(run=index, **ceiling_fractions(result, capability))
         runs.append(result)
         print(
-            f"[{index}/{len(order)}] {tool}: {result['tokens_per_s']:.0f} tokens/s, {result['train_seconds']:.1f} s, "
-            f"{result['optimizer_steps']} steps, peak RSS {child.peak_rss_mib:.0f} MiB, "
-            f"final loss {result['final_train_loss']:.4f}, test perplexity {result['test_perplexity']:.3f}",
+            f"[{index}/{len(order)}] {tool}: {result['tokens_per_s']:.1f} tokens/s "
+            f"({result['ceiling_fraction']:.1%} of ceiling), {result['train_seconds']:.1f} s, "
+            f"{result['optimizer_steps']} steps, peak RSS {result['peak_rss_mib']:.0f} MiB, "
+            f"final loss {result['final_train_loss']:.4f}, test perplexity {result['test_perplexity']:.3f}, "
+            f"load {result['load_average'][0]:.1f}",
             flush=True,
         )
 
-    columns = [column for column in COLUMNS if device == "cuda" or column.key != "peak_gpu_mib"]
+    columns = [column for column in COLUMNS if device.type == "cuda" or column.key != "peak_gpu_mib"]
     summary = {tool: medians(runs, tool, [column.key for column in columns]) for tool in TOOLS}
     ratio = ratios(summary["tunesmith"], summary["trl"])
     table = markdown_table(summary, columns, "tunesmith / trl", ratio)
-    print(f"\nmedians over {args.repeats} run(s) per tool:\n{table}")
+    capability["load_average_after"] = machine.load_average()
+    print(f"\nmedians over {args.repeats} run(s) per tool:\n{table}\n{machine.summary_line(capability)}\n"
+          f"{ceiling_line(capability)}; load average after {capability['load_average_after'][0]:.1f}")
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M")
     folder = workdir if args.quick else REPO / "benchmarks" / "results"  # smoke tests stay out of the repo
-    output = args.output or folder / f"lora_vs_trl-{device}-{stamp}.json"
+    workload = "" if args.workload == "cooking" else f"{args.workload}-"
+    output = args.output or folder / f"lora_vs_trl-{workload}{device.type}-{stamp}.json"
     write_results(output, {
         "benchmark": "llm/lora_vs_trl",
         "created": datetime.now().isoformat(timespec="seconds"),
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "machine": machine(),
+        "machine": capability,
         "settings": {
             **job, "train_examples": len(read_chats(job["train"])), "test_examples": len(read_chats(job["test"]))
         },
@@ -170,6 +179,102 @@ def compare(args: argparse.Namespace) -> None:
         "runs": runs,
     })
     print(f"results: {output}")
+
+
+def make_job(args: argparse.Namespace, workdir: Path) -> dict:
+    """What every child trains on and with: the workload's (subset) files and the settings shared by both tools."""
+    embedded_model_dir()  # converts the GGUF on first use, so no measured run pays for it
+    train, test = workload_files(args.workload, workdir / "workload")
+    return {
+        "workload": args.workload,
+        "train": str(_subset(args.train or train, args.max_examples, workdir / "train.jsonl")),
+        "test": str(_subset(args.test or test, args.max_test_examples, workdir / "test.jsonl")),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "learning_rate": args.learning_rate,
+        "precision": resolve_precision(args.precision),
+        "seed": args.seed,
+        "gradient_checkpointing": args.gradient_checkpointing,
+        "tunesmith_set": args.tunesmith_set,
+        "tunesmith_patch": args.tunesmith_patch,
+        "trl_set": args.trl_set,
+    }
+
+
+def workload_files(workload: str, folder: Path) -> tuple[Path, Path]:
+    """(train, test) chat JSONL of a workload; the short rows are generated into `folder`."""
+    if workload == "short":
+        return short_rows.write(folder)
+    return EXAMPLE / "train.jsonl", EXAMPLE / "test.jsonl"
+
+
+def resolve_precision(requested: str) -> str:
+    """auto -> bf16 where the device runs it natively (tunesmith's own rule), else fp32; both tools get the result."""
+    if requested != "auto":
+        return requested
+    from tunesmith.train.precision import resolve_precision as tunesmith_precision
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return "fp32" if tunesmith_precision("auto", device) == "no" else "bf16"
+
+
+def machine_capability(device: torch.device, precision: str) -> dict:
+    """The machine (common/machine.py) and its LoRA ceiling for the embedded model at the run's precision."""
+    info = machine.describe(device)
+    info["parameters"] = embedded_parameters()
+    info["ceiling_formula"] = machine.CEILING_FORMULA
+    info["ceilings_tokens_per_s"] = {
+        name: round(machine.lora_ceiling(measured["gflops"], info["parameters"]), 1)
+        for name, measured in info["matmul"].items()
+    }
+    info["ceiling_precision"] = precision
+    info["ceiling_tokens_per_s"] = info["ceilings_tokens_per_s"][precision]
+    per_cpu_s = info["matmul"][precision].get("gflops_per_cpu_s")  # CPU only
+    info["ceiling_tokens_per_cpu_s"] = per_cpu_s and round(machine.lora_ceiling(per_cpu_s, info["parameters"]), 1)
+    return info
+
+
+def ceiling_line(capability: dict) -> str:
+    per_cpu_s = capability["ceiling_tokens_per_cpu_s"]
+    return (f"LoRA ceiling ({capability['ceiling_precision']}): {capability['ceiling_tokens_per_s']:.1f} tokens/s"
+            + (f", {per_cpu_s:.1f} tokens per CPU second" if per_cpu_s else ""))
+
+
+def ceiling_fractions(result: dict, capability: dict) -> dict:
+    """A run's tokens/s over the ceiling, in wall time and (CPU) in CPU time: tokens per CPU second of the run over
+    the matmul's FLOPs per CPU second, which a busy machine changes least."""
+    fractions = {"ceiling_fraction": result["tokens_per_s"] / capability["ceiling_tokens_per_s"],
+                 "ceiling_fraction_cpu": None}
+    if capability.get("ceiling_tokens_per_cpu_s") and result.get("train_cpu_seconds"):
+        fractions["ceiling_fraction_cpu"] = (
+            result["tokens"] / result["train_cpu_seconds"] / capability["ceiling_tokens_per_cpu_s"]
+        )
+    return fractions
+
+
+def embedded_parameters() -> int:
+    """Parameters of the embedded model (the tied lm_head counted once: its product is the embedding's matrix)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(embedded_model_dir()))
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def run_tool(tool: str, job_path: Path, stem: Path, label: str, env: dict[str, str] | None = None) -> dict:
+    """One child run of `tool` on the job (`env` added to its environment); its result with the child's peak RSS,
+    wall time and the load average."""
+    load = machine.load_average()
+    command = [sys.executable, __file__, "--child", tool, "--job", str(job_path), "--result", f"{stem}.json"]
+    child = run_child(command, stem.with_suffix(".log"), env={**os.environ, **CHILD_ENV, **(env or {})})
+    if child.returncode != 0:
+        tail = "\n".join(stem.with_suffix(".log").read_text().splitlines()[-30:])
+        sys.exit(f"{label} failed with exit code {child.returncode}:\n{tail}")
+    result = json.loads(Path(f"{stem}.json").read_text())
+    result.update(peak_rss_mib=child.peak_rss_mib, wall_seconds=child.wall_seconds, load_average=load,
+                  load_average_after=machine.load_average())
+    return result
 
 
 def _subset(source: Path, limit: int | None, target: Path) -> Path:
@@ -213,6 +318,7 @@ def run_job(tool: str, job: dict, result_path: Path) -> None:
         "tokens": tokens,
         "reported_tokens": trained.reported_tokens,
         "train_seconds": phase.seconds,
+        "train_cpu_seconds": phase.cpu_seconds,
         "tokens_per_s": tokens / phase.seconds,
         "optimizer_steps": trained.steps,
         "final_train_loss": statistics.mean(trained.losses[-LOSS_WINDOW:]),
@@ -226,11 +332,9 @@ def run_job(tool: str, job: dict, result_path: Path) -> None:
     }, indent=2))
 
 
-def train_tunesmith(job: dict, output_dir: Path) -> Trained:
-    import tunesmith.run as tunesmith_run
-    import tunesmith.tasks.causal_lm.run as llm_run
+def tunesmith_config(job: dict, output_dir: Path):
+    """tunesmith's RunConfig matching the peer's settings; --tunesmith-set overrides come last."""
     from tunesmith.config.load import apply_override, build_config
-    from tunesmith.train.metrics_log import read_metrics
 
     raw = {
         "model": EMBEDDED_ALIAS,
@@ -259,7 +363,16 @@ def train_tunesmith(job: dict, output_dir: Path) -> Trained:
     }
     for item in job["tunesmith_set"]:
         apply_override(raw, item)
-    config = build_config(raw, source="lora_vs_trl tunesmith config")
+    return build_config(raw, source="lora_vs_trl tunesmith config")
+
+
+def train_tunesmith(job: dict, output_dir: Path) -> Trained:
+    import tunesmith.run as tunesmith_run
+    import tunesmith.tasks.causal_lm.run as llm_run
+    from tunesmith.train.metrics_log import read_metrics
+
+    patches.apply(job.get("tunesmith_patch", []))
+    config = tunesmith_config(job, output_dir)
     if config.training.max_steps or config.training.epochs != job["epochs"]:
         raise ValueError("set the training length with --epochs only: tokens/s counts whole epochs")
 

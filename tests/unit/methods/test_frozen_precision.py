@@ -8,7 +8,9 @@ from peft import LoraConfig, get_peft_model
 
 from tunesmith.methods.llm.full import FullMethod
 from tunesmith.methods.llm.lora import LoraMethod
-from tunesmith.methods.frozen_precision import applies_to, frozen_in_compute_dtype
+from tunesmith.methods.frozen_precision import (
+    applies_to, frozen_in_compute_dtype, in_compute_dtype, tied_frozen_weights,
+)
 from tunesmith.tasks.causal_lm.loss import causal_lm_loss
 
 
@@ -54,3 +56,17 @@ def test_applies_to_adapters_whose_weights_do_not_come_from_the_base():
     assert not applies_to(LoraMethod(dora=True))
     assert not applies_to(LoraMethod(init="pissa"))
     assert not applies_to(FullMethod(name="full"))
+
+
+def test_a_tied_frozen_head_is_cast_once_and_only_while_unchanged(tiny_llama):
+    model = lora(tiny_llama)
+    head = model.get_output_embeddings().weight
+    assert tied_frozen_weights(model) == [head]  # tied to the embedding, so it stays fp32 ...
+    with frozen_in_compute_dtype(model, "bf16"):
+        kept = in_compute_dtype(head, torch.bfloat16)
+        assert head.dtype == torch.float32 and torch.equal(kept, head.detach().to(torch.bfloat16))
+        assert in_compute_dtype(head, torch.bfloat16) is kept  # ... and its bf16 copy is made once
+        with torch.no_grad():
+            head.mul_(2)  # a weight that changed is cast again
+        assert torch.equal(in_compute_dtype(head, torch.bfloat16), head.detach().to(torch.bfloat16))
+    assert in_compute_dtype(head, torch.bfloat16) is not kept  # the copy lives inside the block only

@@ -4,12 +4,15 @@ The gradient is computed during the forward pass, chunk by chunk (softmax minus 
 stored: the backward pass only scales it. Against the checkpointed F.cross_entropy path this skips the logits
 recompute in backward, the one-hot fill/scatter and several full-vocabulary passes: measured 2.5x faster on
 900 tokens x 49k vocabulary on CPU. The matmuls run in the autocast dtype when autocast is on, as
-nn.Linear would; the softmax is float32.
+nn.Linear would (a frozen head tied to the embedding is cast once per training, see methods/frozen_precision.py);
+the softmax is float32.
 """
 
 from __future__ import annotations
 
 import torch
+
+from tunesmith.methods.frozen_precision import in_compute_dtype
 
 CHUNK_TOKENS = 128  # [128, vocab] float32 logits fit in cache-sized pieces; measured fastest of 64..1024 on CPU
 
@@ -21,7 +24,7 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
     needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad)
     with torch.autocast(device_type, enabled=False):
         if not needs_grad:
-            return _summed_loss(hidden.to(compute_dtype), weight.to(compute_dtype), targets)
+            return _summed_loss(hidden.to(compute_dtype), in_compute_dtype(weight, compute_dtype), targets)
         return _LinearCrossEntropy.apply(hidden, weight, targets, compute_dtype)
 
 
@@ -36,7 +39,7 @@ def _summed_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tens
 class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, targets, compute_dtype):
-        h, w = hidden.detach().to(compute_dtype), weight.detach().to(compute_dtype)
+        h, w = hidden.detach().to(compute_dtype), in_compute_dtype(weight, compute_dtype)
         grad_hidden = torch.empty_like(h)
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)

@@ -1,0 +1,144 @@
+"""One speed lever, measured alone: tunesmith with and without it, alternating, on the same job.
+
+    python benchmarks/llm/lever_ab.py --workload short --max-examples 64 --patch adamw_fused
+    python benchmarks/llm/lever_ab.py --workload short --max-examples 64 --set method.dropout=0
+    python benchmarks/llm/lever_ab.py --off-src /tmp/before/src     # this checkout against an earlier one
+
+"off" is tunesmith as lora_vs_trl.py runs it (with --off-src, the tunesmith source in that folder, e.g. from
+`git archive HEAD src | tar -x -C /tmp/before`); "on" adds the lever: a patch from benchmarks/llm/patches.py (a change
+not yet made in the source) and/or tunesmith config overrides, or this checkout's source against --off-src. Runs alternate off, on, on, off, ... each in its own
+child process (lora_vs_trl.py's tunesmith child), so drift on a shared machine hits both alike. Besides speed, the
+table says whether the lever changed the results: the per-step training losses of the first off and on runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # as a script, only this file's folder would be on sys.path
+
+import torch  # noqa: E402
+
+from benchmarks.common import machine  # noqa: E402
+from benchmarks.common.report import Column, markdown_table, medians, ratios, write_results  # noqa: E402
+from benchmarks.llm import lora_vs_trl, patches  # noqa: E402
+
+VARIANTS = ("off", "on")
+COLUMNS = [
+    Column("tokens_per_s", "tokens/s", ".2f"),
+    Column("train_seconds", "train s", ".1f"),
+    Column("train_cpu_seconds", "train CPU s", ".1f"),
+    Column("train_peak_rss_mib", "train-phase peak RSS MiB", ".0f"),
+    Column("final_train_loss", "final train loss", ".6f"),
+    Column("test_perplexity", "test perplexity", ".4f"),
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    workdir = Path(tempfile.mkdtemp(prefix="lever_ab-"))
+    base = lora_vs_trl.make_job(args, workdir)
+    jobs = {"off": base, "on": {**base, "tunesmith_set": [*base["tunesmith_set"], *args.set],
+                                "tunesmith_patch": [*base["tunesmith_patch"], *args.patch]}}
+    lever = " ".join([*args.patch, *args.set, *([f"source vs {args.off_src}"] if args.off_src else [])])
+    print(f"lever: {lever}\nmeasuring the machine ({device.type}) ...", flush=True)
+    info = machine.describe(device)
+    print(machine.summary_line(info), flush=True)
+    paths = {}
+    for variant, job in jobs.items():
+        paths[variant] = workdir / f"job-{variant}.json"
+        paths[variant].write_text(json.dumps(job, indent=2))
+
+    order = [v for repeat in range(args.repeats) for v in (VARIANTS if repeat % 2 == 0 else VARIANTS[::-1])]
+    runs = []
+    for index, variant in enumerate(order, 1):
+        env = {"PYTHONPATH": str(args.off_src)} if variant == "off" and args.off_src else None
+        result = lora_vs_trl.run_tool("tunesmith", paths[variant], workdir / f"{index:02d}-{variant}",
+                                      f"{variant} (run {index})", env)
+        result.update(tool=variant, run=index)
+        runs.append(result)
+        print(f"[{index}/{len(order)}] {variant}: {result['tokens_per_s']:.2f} tokens/s, "
+              f"{result['train_seconds']:.1f} s "
+              f"({result['train_cpu_seconds']:.1f} CPU s), final loss {result['final_train_loss']:.6f}, "
+              f"load {result['load_average'][0]:.1f}", flush=True)
+
+    summary = {variant: medians(runs, variant, [column.key for column in COLUMNS]) for variant in VARIANTS}
+    ratio = ratios(summary["on"], summary["off"])
+    table = markdown_table(summary, COLUMNS, "on / off", ratio)
+    same = same_results(runs)
+    print(f"\nlever: {lever}; medians over {args.repeats} run(s) each:\n{table}\n{same['summary']}")
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M")
+    parts = [*args.patch, *args.set, *(["source"] if args.off_src else [])]
+    name = "-".join(part.replace("=", "_").replace(".", "_") for part in parts)
+    results = REPO / "benchmarks" / "results"
+    output = args.output or results / f"lever_ab-{name}-{args.workload}-{device.type}-{stamp}.json"
+    write_results(output, {
+        "benchmark": "llm/lever_ab",
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "lever": lever,
+        "machine": {**info, "load_average_after": machine.load_average()},
+        "settings": jobs,
+        "medians": summary,
+        "ratio_on_over_off": ratio,
+        "same_results": same,
+        "table": table,
+        "runs": runs,
+    })
+    print(f"results: {output}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="tunesmith with and without one speed lever, alternating.")
+    parser.add_argument("--patch", action="append", default=[], choices=sorted(patches.PATCHES),
+                        help="a lever from benchmarks/llm/patches.py, on in the 'on' runs (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a tunesmith config override in the 'on' runs (repeatable)")
+    parser.add_argument("--off-src", type=Path, metavar="DIR",
+                        help="the 'off' runs import tunesmith from DIR (a src folder) instead of this checkout")
+    parser.add_argument("--workload", choices=lora_vs_trl.WORKLOADS, default="short")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per variant")
+    parser.add_argument("--max-examples", type=int, default=64, help="train on the first N examples")
+    parser.add_argument("--max-test-examples", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
+    parser.add_argument("--tunesmith-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a tunesmith config override in both variants (repeatable)")
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    if not args.patch and not args.set and not args.off_src:
+        parser.error("name the lever: --patch NAME, --set KEY=VALUE and/or --off-src DIR")
+    if args.off_src and not (args.off_src / "tunesmith" / "__init__.py").is_file():
+        parser.error(f"--off-src {args.off_src}: expected a src folder holding tunesmith/__init__.py")
+    # The rest of what lora_vs_trl.make_job reads, as lora_vs_trl.py's defaults.
+    args.__dict__.update(train=None, test=None, epochs=1, max_length=1024, learning_rate=2e-4, seed=0,
+                         gradient_checkpointing=False, tunesmith_patch=[], trl_set=[])
+    return args
+
+
+def same_results(runs: list[dict]) -> dict:
+    """Whether the first 'off' and 'on' runs logged the same per-step losses (and each variant repeats itself)."""
+    first = {variant: next(run["train_losses"] for run in runs if run["tool"] == variant) for variant in VARIANTS}
+    difference = max((abs(a - b) for a, b in zip(first["off"], first["on"])), default=0.0)
+    repeatable = all(run["train_losses"] == first[run["tool"]] for run in runs)
+    identical = first["off"] == first["on"]
+    verdict = "identical" if identical else f"differ by up to {difference:.3g}"
+    return {
+        "identical": identical,
+        "max_abs_loss_difference": difference,
+        "each_variant_repeatable": repeatable,
+        "summary": f"per-step training losses, off vs on: {verdict}; "
+                   f"each variant {'repeats' if repeatable else 'does NOT repeat'} itself exactly",
+    }
+
+
+if __name__ == "__main__":
+    main()
