@@ -157,16 +157,18 @@ def test_the_run_folder_has_the_report_the_grids_and_the_saved_weights(trained):
 
 @pytest.mark.slow
 def test_full_dreambooth_saves_the_weight_average(trained):
-    from safetensors.torch import load_file
-
     from tunesmith.tasks.diffusion.trained import load_trained
+    from tunesmith.train.checkpoint import load_companion, verify_checkpoint
 
     run_ = trained("dreambooth")
     tuned, _ = load_trained(run_.result.run_dir)
-    average = load_file(str(run_.result.run_dir / "checkpoints" / "step-0000006" / "ema.safetensors"))
+    last = run_.result.run_dir / "checkpoints" / "step-0000006"
+    verify_checkpoint(last)  # the average is under the checkpoint's manifest
+    assert "companion-ema.safetensors" in (last / "manifest.json").read_text()
+    average = load_companion(last, "ema")["shadow_params"]
     unet = [p for p in tuned.pipeline.unet.parameters()]
     assert len(average) == len(unet)
-    assert all(torch.equal(average[str(i)], p.detach()) for i, p in enumerate(unet))
+    assert all(torch.equal(a, p.detach()) for a, p in zip(average, unet))
 
 
 def stop_at(step: int, token: CancelToken):

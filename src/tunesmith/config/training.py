@@ -50,6 +50,10 @@ class TrainingConfig(Section):
     warmup_steps: int = Field(0, ge=0)
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0)
+    optimizer: Literal["adamw", "adamw_8bit"] = Field(
+        "adamw", description="adamw (fused where torch has a kernel) | adamw_8bit (bitsandbytes; ~4x less "
+                             "optimizer state)"
+    )
     max_grad_norm: float | None = Field(1.0, gt=0)
     max_bad_steps: int = Field(3, ge=1, description="stop after this many steps with a non-finite loss or gradient")
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"

@@ -14,7 +14,7 @@ from torch import nn
 from tunesmith.errors import TunesmithError
 
 GIB = 1024**3
-ADAMW_STATES = 2  # exp_avg and exp_avg_sq, fp32, per trainable parameter
+ADAMW_STATE_BYTES = 8  # exp_avg and exp_avg_sq, fp32, per trainable parameter (train/optimizer.py STATE_BYTES)
 
 
 @dataclass
@@ -48,8 +48,9 @@ def per_process(need: MemoryEstimate, distributed, world_size: int, local_world_
     return MemoryEstimate(*(-(-size // group) if split else size for size, split in zip(sizes, parts)), group)
 
 
-def estimate(model: nn.Module) -> MemoryEstimate:
-    """Bytes for the model as it is now (quantised layers count at their packed size) plus fp32 training state."""
+def estimate(model: nn.Module, optimizer_state_bytes: int = ADAMW_STATE_BYTES) -> MemoryEstimate:
+    """Bytes for the model as it is now (quantised layers count at their packed size) plus fp32 gradients and the
+    optimizer's state (`optimizer_state_bytes` per trained parameter)."""
     seen: set[int] = set()
     weights = trainable = 0
     for tensor in [*model.parameters(), *model.buffers()]:
@@ -59,7 +60,7 @@ def estimate(model: nn.Module) -> MemoryEstimate:
         weights += tensor.numel() * tensor.element_size()
         if isinstance(tensor, nn.Parameter) and tensor.requires_grad:
             trainable += tensor.numel()
-    return MemoryEstimate(weights, trainable * 4, trainable * 4 * ADAMW_STATES)
+    return MemoryEstimate(weights, trainable * 4, trainable * optimizer_state_bytes)
 
 
 def device_memory(device: torch.device) -> int:

@@ -45,6 +45,7 @@ TRAINABLE = "trainable.safetensors"
 STATE = "state.json"
 # Each part is <name>.json, with <name>.safetensors when it holds tensors.
 OPTIMIZER, SCHEDULER, RNG = "optimizer", "scheduler", "rng"
+COMPANION = "companion-"  # + name: the state of what trains beside the weights (e.g. a weight average)
 REQUIRED = (TRAINABLE, f"{SCHEDULER}.json", f"{RNG}.json", STATE)
 FORMAT = 1
 # Room for safetensors headers and file-system blocks on top of the bytes counted, and for whatever else writes.
@@ -84,10 +85,11 @@ def start_staging(run_dir: Path, step: int) -> Path:
 
 def save_checkpoint(run_dir: Path, trainable: dict[str, torch.Tensor], optimizer_state: dict | None, scheduler,
                     state: TrainState, keep: int, staged: bool = False,
-                    extra_files: dict[str, str] | None = None) -> Path:
+                    extra_files: dict[str, str] | None = None, companions: dict[str, dict] | None = None) -> Path:
     """`trainable`: the trainable tensors by name (methods.parameters.trainable_state); `optimizer_state`: a
     state_dict, or None when the optimizer wrote its own files into the staging folder first (`staged`, DeepSpeed);
-    `extra_files`: text files (name -> content) to keep in the checkpoint, e.g. its config.yaml.
+    `extra_files`: text files (name -> content) to keep in the checkpoint, e.g. its config.yaml; `companions`: the
+    state_dict of each companion by name (read back with `load_companion`), under the manifest like the rest.
 
     Raises TunesmithError, naming the folder and the space needed, when the disk is too full; the staging folder is
     then removed and the previous checkpoint stays the latest."""
@@ -96,6 +98,7 @@ def save_checkpoint(run_dir: Path, trainable: dict[str, torch.Tensor], optimizer
     parts = {SCHEDULER: scheduler.state_dict(), RNG: rng_state()}
     if optimizer_state is not None:
         parts[OPTIMIZER] = optimizer_state
+    parts.update({f"{COMPANION}{name}": tree for name, tree in (companions or {}).items()})
     tensor_files, texts = {TRAINABLE: trainable}, {**(extra_files or {}), STATE: json.dumps(asdict(state))}
     for name, tree in parts.items():
         tensors: dict[str, torch.Tensor] = {}
@@ -189,6 +192,11 @@ def load_checkpoint(folder: Path, scheduler) -> tuple[dict | None, TrainState]:
     scheduler.load_state_dict(_read_part(folder, SCHEDULER))
     set_rng_state(_read_part(folder, RNG))
     return optimizer_state, _train_state(json.loads((folder / STATE).read_text()))
+
+
+def load_companion(folder: Path, name: str):
+    """The state a companion saved in this (verified) checkpoint, or None when it was saved without one."""
+    return _read_part(folder, f"{COMPANION}{name}") if (folder / f"{COMPANION}{name}.json").is_file() else None
 
 
 def load_trainable(folder: Path) -> dict[str, torch.Tensor]:

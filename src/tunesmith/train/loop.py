@@ -30,15 +30,16 @@ from tunesmith.methods.parameters import load_trainable_state, trainable_state
 from tunesmith.train import deepspeed_zero, fsdp, lr_range
 from tunesmith.train.batching import EpochBatchSampler
 from tunesmith.train.checkpoint import (
-    STRATEGY_NAMES, TrainState, latest_checkpoint, load_checkpoint, load_trainable, rng_state, save_checkpoint,
-    set_rng_state, staging_folder, start_staging, written_under,
+    STRATEGY_NAMES, TrainState, latest_checkpoint, load_checkpoint, load_companion, load_trainable, rng_state,
+    save_checkpoint, set_rng_state, staging_folder, start_staging, written_under,
 )
 from tunesmith.train.distributed import strategy_name
 from tunesmith.train.evaluation import summed_loss, to_device
 from tunesmith.train.micro_batch import (
     cut, describe_failure, is_out_of_memory, largest_micro_batch, out_of_memory_at_fixed_size, too_large_even_at_one,
 )
-from tunesmith.train.task import Task
+from tunesmith.train.optimizer import make_optimizer
+from tunesmith.train.task import Companion, Task
 
 SCHEDULERS = {"cosine": "cosine", "linear": "linear", "constant": "constant_with_warmup"}
 
@@ -92,11 +93,14 @@ def train(
     checkpoint_files: dict[str, str] | None = None,
     on_step_end: Callable[[TrainState], None] | None = None,
     memory_plan: str | None = None,
+    companions: dict[str, Companion] | None = None,
 ) -> TrainResult:
     """`checkpoint_files`: text files (name -> content) written into every checkpoint, e.g. its config.yaml;
-    `memory_plan`: the caller's memory estimate in words, quoted when a step runs out of memory."""
+    `memory_plan`: the caller's memory estimate in words, quoted when a step runs out of memory; `companions`: what
+    trains beside the weights (a weight average), by name, stepped and checkpointed with them (give them on the
+    main process only: only it writes checkpoints)."""
     loop = _Loop(task, cfg, run_dir, accelerator, events or ev.EventStream(), cancel, checkpoint_files or {},
-                 on_step_end, memory_plan)
+                 on_step_end, memory_plan, companions or {})
     return loop.run(resume)
 
 
@@ -105,16 +109,16 @@ def find_learning_rate(task: Task, cfg: TrainingConfig, run_dir: Path, accelerat
     """The range test of `learning_rate: auto` alone (whatever cfg's rate): lr_range.json/png in run_dir, the
     LearningRateChosen event, and the task's model as it was."""
     loop = _Loop(task, cfg.model_copy(update={"learning_rate": AUTO}), run_dir, accelerator,
-                 events or ev.EventStream(), None, {}, None, None)
+                 events or ev.EventStream(), None, {}, None, None, {})
     return loop.choose_rate(TrainState(), resume=False)
 
 
 class _Loop:
     def __init__(self, task: Task, cfg, run_dir, accelerator, events, cancel, checkpoint_files, on_step_end,
-                 memory_plan):
+                 memory_plan, companions):
         self.cfg, self.run_dir, self.acc, self.events = cfg, run_dir, accelerator, events
         self.cancel, self.checkpoint_files, self.on_step_end = cancel, checkpoint_files, on_step_end
-        self.memory_plan = memory_plan
+        self.memory_plan, self.companions = memory_plan, companions
         self.spec = task  # the task's data side; self.task is its loss module, as accelerate prepared it
         # Tasks see an int batch_size: the examples per drawn batch (under auto the loop may cut each into pieces).
         self.sampler, self.collator = task.train_batches(cfg.model_copy(update={"batch_size": cfg.examples_per_batch}))
@@ -131,8 +135,8 @@ class _Loop:
         # schedule is made, so the schedule is the one an explicit rate would have given.
         self.learning_rate = self._centre() if self.auto_rate else cfg.learning_rate
         # The torch optimizer itself (prepare wraps it): the one whose rates the schedule sets, whatever the strategy.
-        self.torch_optimizer = torch.optim.AdamW(task.param_groups(cfg.weight_decay, self.learning_rate),
-                                                 lr=self.learning_rate)
+        self.torch_optimizer = make_optimizer(cfg.optimizer, task.param_groups(cfg.weight_decay, self.learning_rate),
+                                              self.learning_rate, self.strategy)
         self.task, self.optimizer = accelerator.prepare(task.loss_module(), self.torch_optimizer)
         self.scheduler = None  # made by _start_schedule once the rate is known
         # After prepare: FSDP replaces the parameters with sharded ones.
@@ -166,6 +170,8 @@ class _Loop:
                     self._skip_bad_step(state.step + 1)
                 else:
                     meter.add(loss, n_units, n_seen, seconds)
+                    for companion in self.companions.values():
+                        companion.after_step(state.step + 1)
                 state.step += 1
                 state.seen += n_seen
                 state.elapsed += seconds
@@ -438,7 +444,8 @@ class _Loop:
         if main:
             folder = save_checkpoint(self.run_dir, trainable, optimizer_state, self.scheduler, state,
                                      self.cfg.keep_checkpoints, staged=self.deepspeed,
-                                     extra_files=self.checkpoint_files)
+                                     extra_files=self.checkpoint_files,
+                                     companions={name: c.state_dict() for name, c in self.companions.items()})
             self.events.emit(ev.CheckpointSaved(step=state.step, path=folder))
         self.acc.wait_for_everyone()
 
@@ -460,6 +467,12 @@ class _Loop:
         else:
             load_trainable_state(self._model(), load_trainable(folder))
             self.optimizer.load_state_dict(optimizer_state)
+        for name, companion in self.companions.items():
+            saved = load_companion(folder, name)
+            if saved is None:  # written before the companion was on (or by an older tunesmith)
+                self.acc.print(f"--resume: {folder} holds no {name} state; it starts again from the resumed weights")
+            else:
+                companion.load_state_dict(saved, folder)
         return state
 
     def _model(self):

@@ -11,6 +11,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 from torch import nn
 
@@ -69,3 +71,17 @@ class Task(ABC):
         groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         # No empty groups: DeepSpeed drops them from the optimizer, leaving the scheduler with one lr too many.
         return [group for group in groups if group["params"]]
+
+
+class Companion(Protocol):
+    """What trains beside the weights and must survive a resume with them (full DreamBooth's weight average): the
+    loop steps it after every applied optimizer step and writes its state into each checkpoint, under the
+    checkpoint's manifest, so a resumed run continues it exactly."""
+
+    def after_step(self, step: int) -> None: ...
+
+    def state_dict(self) -> dict:
+        """A tree of tensors and JSON values."""
+
+    def load_state_dict(self, state: dict, folder: Path) -> None:
+        """`state` as state_dict gave it, read from the checkpoint `folder` (named in errors)."""

@@ -30,6 +30,7 @@ from tunesmith.tasks.causal_lm.run_scoring import RunScoring
 from tunesmith.tasks.causal_lm.task import CausalLMTask, largest_micro_batch_tokens
 from tunesmith.train.distributed import broadcast_from_main, local_world_size, shards_model
 from tunesmith.train.loop import train
+from tunesmith.train.optimizer import STATE_BYTES
 
 NO_TRUNCATION = 2**31 - 1
 
@@ -60,7 +61,7 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     task.model = model
     use_cpu_dropout(model)
     trainable, total = parameter_counts(model)
-    whole = memory.estimate(model)
+    whole = memory.estimate(model, STATE_BYTES[config.training.optimizer])
     need = memory.per_process(whole, config.distributed, accelerator.num_processes, local_world_size())
     checkpointing = choose_gradient_checkpointing(
         config.training.gradient_checkpointing, model, probe_batch(train_set, task.eval_collator()),
@@ -71,7 +72,7 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
         _enable_gradient_checkpointing(model)
     plan = {
         "method": method.name, "model": config.model, "trainable": trainable, "total": total,
-        "memory_gib": round(need.total / memory.GIB, 3),
+        "optimizer": config.training.optimizer, "memory_gib": round(need.total / memory.GIB, 3),
         "activations_gib": round(checkpointing.activation_bytes / memory.GIB, 3),
         "gradient_checkpointing": checkpointing.enabled, "precision": _precision(accelerator),
         "device": str(accelerator.device), "processes": accelerator.num_processes,
@@ -80,7 +81,7 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     }
     console.print(
         f"[bold]plan[/]: {method.name} on {config.model} | trainable {trainable:,} / {total:,} "
-        f"({100 * trainable / total:.2f}%) | lr {_rate(config.training.learning_rate)} | memory {memory.describe(need)} + "
+        f"({100 * trainable / total:.2f}%) | {config.training.optimizer} lr {_rate(config.training.learning_rate)} | memory {memory.describe(need)} + "
         f"activations ~{checkpointing.activation_bytes / memory.GIB:.2f} GiB | gradient checkpointing "
         f"{'on' if checkpointing.enabled else 'off'} ({checkpointing.reason}) | {len(train_set)} train, "
         f"{len(val_set)} validation{_scored(scoring)} examples | precision "

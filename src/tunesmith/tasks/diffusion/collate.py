@@ -1,7 +1,8 @@
 """Image examples to a diffusion batch, with every random draw (noise, timesteps, latent sample) made here.
 
-Drawing on the CPU from a generator seeded by (seed, epoch, the batch's examples) makes a step depend only on
-what it trains on: resume repeats the exact noise, and the device never waits on random numbers. With prior
+Drawing on the CPU from a generator per example, seeded by (seed, epoch, the example), makes a step depend only
+on what it trains on: resume repeats the exact noise, a batch cut into micro-batches (`batch_size: auto`) draws
+the same noise as the whole batch, and the device never waits on random numbers. With prior
 preservation each instance image is paired with a class image prepared at the same bucket size (so both share one
 UNet forward); the pairing rotates through the class images epoch by epoch. Validation batches use fixed
 timesteps and noise per example, so the held-out denoising loss is comparable across steps and runs.
@@ -45,7 +46,7 @@ class DiffusionCollator:
             examples = examples + [self._class_pair(e) for e in examples]
             weights += [self.spec.objective.prior_loss_weight] * instances
         repeat = 1 if self.training else len(VALIDATION_TIMESTEPS)
-        examples = [e for e in examples for _ in range(repeat)]
+        examples = [{**e, "copy": r} if repeat > 1 else e for e in examples for r in range(repeat)]
         weights = [w for w in weights for _ in range(repeat)]
 
         batch = {"instances": instances * repeat, "weight": torch.tensor(weights),
@@ -60,7 +61,8 @@ class DiffusionCollator:
         epoch, index = example["epoch"], example["index"]
         partner = (epoch * self.instance_count + index) % len(self.class_set)
         size = (example["target_size"][1], example["target_size"][0])
-        return self.class_set.item(partner, size, epoch=epoch)
+        # Which instance it is paired with is part of its identity: two instances may share a class image.
+        return {**self.class_set.item(partner, size, epoch=epoch), "pair_of": index}
 
     @staticmethod
     def _images(examples: list[dict]) -> dict:
@@ -78,23 +80,30 @@ class DiffusionCollator:
 
     def _draws(self, examples: list[dict], batch: dict) -> dict:
         spec = self.spec
-        key = f"{spec.seed}:{self.training}:" + ",".join(
-            f"{e['epoch'] if self.training else 0}/{e['kind']}/{e['index']}" for e in examples)
-        generator = torch.Generator().manual_seed(int(hashlib.sha256(key.encode()).hexdigest()[:15], 16))
         if "latent_parameters" in batch:
             shape = batch["latent_parameters"].shape
-            shape = (shape[0], shape[1] // 2, *shape[2:])
+            shape = (shape[1] // 2, *shape[2:])
         else:
             pixels = batch["pixels"].shape
             scale = spec.vae_scale_factor
-            shape = (pixels[0], spec.latent_channels, pixels[2] // scale, pixels[3] // scale)
-        draws = {"latent_noise": torch.randn(shape, generator=generator),
-                 "noise": torch.randn(shape, generator=generator)}
-        if spec.objective.noise_offset:
-            draws["noise"] += spec.objective.noise_offset * torch.randn(shape[:2], generator=generator)[..., None, None]
-        if self.training:
-            draws["timesteps"] = torch.randint(0, spec.num_train_timesteps, (shape[0],), generator=generator)
-        else:
+            shape = (spec.latent_channels, pixels[2] // scale, pixels[3] // scale)
+        per_example = [self._example_draws(self._generator(e), shape) for e in examples]
+        draws = {name: torch.stack([d[name] for d in per_example]) for name in per_example[0]}
+        if not self.training:
             fixed = [int(f * spec.num_train_timesteps) for f in VALIDATION_TIMESTEPS]
-            draws["timesteps"] = torch.tensor([fixed[i % len(fixed)] for i in range(shape[0])])
+            draws["timesteps"] = torch.tensor([fixed[i % len(fixed)] for i in range(len(examples))])
+        return draws
+
+    def _generator(self, example: dict) -> torch.Generator:
+        epoch = example["epoch"] if self.training else 0
+        key = (f"{self.spec.seed}:{self.training}:{epoch}/{example['kind']}/{example['index']}"
+               f"/{example.get('pair_of', '')}/{example.get('copy', '')}")
+        return torch.Generator().manual_seed(int(hashlib.sha256(key.encode()).hexdigest()[:15], 16))
+
+    def _example_draws(self, generator: torch.Generator, shape: tuple) -> dict:
+        draws = {"latent_noise": torch.randn(shape, generator=generator), "noise": torch.randn(shape, generator=generator)}
+        if self.spec.objective.noise_offset:
+            draws["noise"] += self.spec.objective.noise_offset * torch.randn(shape[0], generator=generator)[:, None, None]
+        if self.training:
+            draws["timesteps"] = torch.randint(0, self.spec.num_train_timesteps, (), generator=generator)
         return draws

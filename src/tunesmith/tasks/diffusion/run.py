@@ -53,11 +53,9 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     every = config.validation.every if config.validation else None
     grids = SampleGrids(model.pipeline, run_sampling(config, model.family, images.train), Path(run_dir) / "samples",
                         accelerator.autocast, console, every) if main else None
-    average = _weight_average(config, task, run_dir, console, events) if main else None
+    average = _weight_average(config, task) if main else None
 
     def after_step(state):
-        if average is not None:
-            average.update_to(state.step)
         if grids is not None:
             grids.after_step(state.step)
         if on_step_end is not None:
@@ -68,11 +66,10 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     events.subscribe(losses)
     try:
         result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
-                       checkpoint_files={"config.yaml": config_text(config)}, on_step_end=after_step)
+                       checkpoint_files={"config.yaml": config_text(config)}, on_step_end=after_step,
+                       companions={"ema": average} if average is not None else None)
     finally:
         events.unsubscribe(losses)
-        if average is not None:
-            events.unsubscribe(average)
     train_seconds = time.perf_counter() - started
 
     output, report = Path(run_dir), None
@@ -114,15 +111,12 @@ def _class_progress(console):
     return say
 
 
-def _weight_average(config, task: DiffusionTask, run_dir, console, events):
+def _weight_average(config, task: DiffusionTask):
     if not getattr(config.method, "ema", False):
         return None
     from tunesmith.tasks.diffusion.ema import WeightAverage
 
-    average = WeightAverage([p for p in task.model.parameters() if p.requires_grad], config.method.ema_decay,
-                            run_dir, say=console.print)
-    events.subscribe(average)
-    return average
+    return WeightAverage([p for p in task.model.parameters() if p.requires_grad], config.method.ema_decay)
 
 
 def gradient_checkpointing(requested, pipeline) -> bool:
