@@ -10,8 +10,6 @@ import threading
 import pytest
 
 ATTACK = '<img src=x onerror="document.title=\'pwned\'">'
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
-                 "--no-first-run"]
 
 
 def write_run(run_dir):
@@ -47,16 +45,6 @@ class ReviewServer:
         self.process.terminate()
         # uvicorn shuts down gracefully, then re-raises the signal so the exit status says how it ended.
         assert self.process.wait(timeout=30) in (0, -signal.SIGTERM)
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def vote(page, pick, comment=""):

@@ -9,7 +9,15 @@ import typer
 
 HOME_HELP = "folder for the database, uploaded files and runs (default: $TUNESMITH_HOME, else a per-user data folder)"
 DB_HELP = "database URL (default: SQLite under --home); e.g. postgresql://user@host/tunesmith"
-MODEL_HELP = "offer a base model as NAME=PATH (a model folder or .gguf); repeatable"
+MODEL_HELP = ("offer a base model as NAME=PATH: a model folder, a .gguf file, a diffusers folder, an SD .safetensors "
+              "checkpoint, or tunesmith-tiny-sd (no path needed); repeatable")
+
+
+# Shared by `serve` and `worker`: how many processes a job trains on.
+DEVICES_PER_JOB = typer.Option(1, "--devices-per-job", min=1, help="processes (one per GPU) a job trains on unless "
+                               "its config sets distributed.processes")
+MAX_DEVICES_PER_JOB = typer.Option(None, "--max-devices-per-job", min=1, help="the most a job may ask for (default: "
+                                   "this machine's GPUs, else its CPU cores)")
 
 
 def _settings(home, db, models=(), **options):
@@ -33,6 +41,14 @@ def register(app: typer.Typer) -> None:
         poll_seconds: float = typer.Option(1, "--poll-seconds", min=0.05, help="how often workers look for work"),
         worker: bool = typer.Option(True, "--worker/--no-worker", help="run one worker in this process"),
         adapter_cache: int = typer.Option(4, "--adapter-cache", min=1, help="tuned models kept loaded for inference"),
+        pipeline_cache: int = typer.Option(2, "--pipeline-cache", min=1,
+                                           help="diffusion models kept loaded for image generation"),
+        archive_max_files: int = typer.Option(10_000, "--archive-max-files", min=1,
+                                              help="images and captions one uploaded image archive may hold"),
+        archive_max_mb: float = typer.Option(4096, "--archive-max-mb", min=0.001,
+                                             help="what one image archive may unpack to"),
+        devices_per_job: int = DEVICES_PER_JOB,
+        max_devices_per_job: Optional[int] = MAX_DEVICES_PER_JOB,
     ) -> None:
         """The OpenAI-shaped fine-tuning API (files, jobs, events, checkpoints, inference) and one worker."""
         import uvicorn
@@ -40,7 +56,10 @@ def register(app: typer.Typer) -> None:
         from tunesmith.serve.app import create_app
 
         settings = _settings(home, db, model, upload_limit=int(upload_limit_mb * 1024 * 1024),
-                             lease_seconds=lease_seconds, poll_seconds=poll_seconds, adapter_cache=adapter_cache)
+                             lease_seconds=lease_seconds, poll_seconds=poll_seconds, adapter_cache=adapter_cache,
+                             pipeline_cache=pipeline_cache, archive_max_files=archive_max_files,
+                             archive_max_bytes=int(archive_max_mb * 1024 * 1024), devices_per_job=devices_per_job,
+                             max_devices_per_job=max_devices_per_job)
         typer.echo(f"tunesmith serve: http://{host}:{port} (home {settings.home})", err=True)
         uvicorn.run(create_app(settings, run_worker=worker), host=host, port=port, log_level="warning")
 
@@ -52,6 +71,8 @@ def register(app: typer.Typer) -> None:
         jobs: int = typer.Option(1, "--jobs", min=1, help="jobs this worker runs at the same time"),
         lease_seconds: float = typer.Option(30, "--lease-seconds", min=1),
         poll_seconds: float = typer.Option(1, "--poll-seconds", min=0.05),
+        devices_per_job: int = DEVICES_PER_JOB,
+        max_devices_per_job: Optional[int] = MAX_DEVICES_PER_JOB,
     ) -> None:
         """Run jobs from the server's queue (more workers, on this machine or others sharing database and storage)."""
         import logging
@@ -60,7 +81,8 @@ def register(app: typer.Typer) -> None:
         from tunesmith.serve.worker import Worker
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-        settings = _settings(home, db, model, lease_seconds=lease_seconds, poll_seconds=poll_seconds)
+        settings = _settings(home, db, model, lease_seconds=lease_seconds, poll_seconds=poll_seconds,
+                             devices_per_job=devices_per_job, max_devices_per_job=max_devices_per_job)
         runner = Worker(settings, max_jobs=jobs)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: runner.stop())

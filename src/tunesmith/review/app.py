@@ -20,6 +20,8 @@ def create_app(run_dir: Path, against: str | None = None) -> FastAPI:
     """The app for reviewing run_dir's tuned answers against one baseline (None: few_shot if present, else zero_shot).
 
     Reading the answers here, before the server starts, lets a missing or malformed file fail as one clear message.
+    Links and redirects stay under the path the app is mounted at (its ASGI root_path), so it works both at the root
+    of `tunesmith review`'s server and mounted inside `tunesmith serve`.
     """
     run_dir = Path(run_dir)
     answers = read_run_answers(run_dir)
@@ -48,32 +50,35 @@ def create_app(run_dir: Path, against: str | None = None) -> FastAPI:
                 return item
         return None
 
-    def to_next(reviewer: str, after: int) -> RedirectResponse:
+    def to_next(reviewer: str, after: int, root: str) -> RedirectResponse:
         following = next_unvoted(after, votes_by(reviewer))
-        target = pages.item_url(following.id, reviewer) if following else f"/done{pages.reviewer_query(reviewer)}"
+        target = (pages.item_url(following.id, reviewer, root) if following
+                  else pages.url(root, f"/done{pages.reviewer_query(reviewer)}"))
         return RedirectResponse(target, status_code=303)
 
     @app.exception_handler(TunesmithError)
     def user_error(request: Request, exc: TunesmithError) -> HTMLResponse:
-        return HTMLResponse(pages.error_page(str(exc)), status_code=400)
+        return HTMLResponse(pages.error_page(str(exc), _root(request)), status_code=400)
 
     @app.get("/", response_class=HTMLResponse)
-    def start(reviewer: str | None = None):
+    def start(request: Request, reviewer: str | None = None):
+        root = _root(request)
         if reviewer is None:
-            return HTMLResponse(pages.name_page(run_name))
+            return HTMLResponse(pages.name_page(run_name, root=root))
         try:
             name = normalise_reviewer(reviewer)
         except TunesmithError as exc:
-            return HTMLResponse(pages.name_page(run_name, str(exc), reviewer), status_code=400)
-        return to_next(name, -1)
+            return HTMLResponse(pages.name_page(run_name, str(exc), reviewer, root), status_code=400)
+        return to_next(name, -1, root)
 
     @app.get("/items/{item_id}", response_class=HTMLResponse)
-    def show_item(item_id: int, reviewer: str | None = None):
+    def show_item(request: Request, item_id: int, reviewer: str | None = None):
+        root = _root(request)
         if reviewer is None:
-            return RedirectResponse("/", status_code=303)
+            return RedirectResponse(pages.url(root, "/"), status_code=303)
         name = normalise_reviewer(reviewer)
         if item_id not in position:
-            return HTMLResponse(pages.error_page(f"no item {item_id} in {review_set.source}"), status_code=404)
+            return HTMLResponse(pages.error_page(f"no item {item_id} in {review_set.source}", root), status_code=404)
         index, mine = position[item_id], votes_by(name)
         side = tuned_side(item_id, name)
         saved = mine.get(item_id)
@@ -82,14 +87,16 @@ def create_app(run_dir: Path, against: str | None = None) -> FastAPI:
             tuned_on=side, saved_choice=choice_for(saved["winner"], side) if saved else None,
             saved_comment=saved.get("comment", "") if saved else "",
             previous_id=items[index - 1].id if index > 0 else None,
-            next_id=items[index + 1].id if index + 1 < len(items) else None,
+            next_id=items[index + 1].id if index + 1 < len(items) else None, root=root,
         )
 
     @app.post("/items/{item_id}/vote")
-    def vote(item_id: int, reviewer: str = Form(...), choice: str = Form(...), comment: str = Form("")):
+    def vote(request: Request, item_id: int, reviewer: str = Form(...), choice: str = Form(...),
+             comment: str = Form("")):
+        root = _root(request)
         name = normalise_reviewer(reviewer)
         if item_id not in position:
-            return HTMLResponse(pages.error_page(f"no item {item_id} in {review_set.source}"), status_code=404)
+            return HTMLResponse(pages.error_page(f"no item {item_id} in {review_set.source}", root), status_code=404)
         if choice not in CHOICES:
             raise TunesmithError(f"choice {choice!r}: pick one of {', '.join(CHOICES)}")
         item = items[position[item_id]]
@@ -102,18 +109,23 @@ def create_app(run_dir: Path, against: str | None = None) -> FastAPI:
         with recording:
             store.append(record)
             write_review_summary(answers, store.read(), review_set.against)
-        return to_next(name, position[item_id])
+        return to_next(name, position[item_id], root)
 
     @app.get("/done", response_class=HTMLResponse)
-    def done(reviewer: str):
-        return pages.done_page(normalise_reviewer(reviewer), len(items), items[0].id)
+    def done(request: Request, reviewer: str):
+        return pages.done_page(normalise_reviewer(reviewer), len(items), items[0].id, _root(request))
 
     @app.get("/tally", response_class=HTMLResponse)
-    def tally_view():
-        return pages.tally_page(run_name, tally(review_set, store.read()))
+    def tally_view(request: Request):
+        return pages.tally_page(run_name, tally(review_set, store.read()), _root(request))
 
     @app.get("/summary.json")
     def summary_json():
         return JSONResponse(tally(review_set, store.read()))
 
     return app
+
+
+def _root(request: Request) -> str:
+    """The path the app is mounted at ('' at the root of its own server)."""
+    return request.scope.get("root_path", "")

@@ -1,7 +1,9 @@
 """Server-rendered HTML for the review: name form, one item with answers A and B, the tally.
 
 Every piece of text that comes from a model, a dataset or a reviewer goes through `esc` (html.escape with quotes), so an
-answer holding markup shows as text and cannot run script in a reviewer's browser.
+answer holding markup shows as text and cannot run script in a reviewer's browser. Every link is under `root`: the
+path the app is mounted at (the ASGI root_path; `tunesmith serve` mounts a job's review under its page), empty when it
+is the root of its own server (`tunesmith review`).
 """
 
 from __future__ import annotations
@@ -35,8 +37,13 @@ def reviewer_query(reviewer: str) -> str:
     return f"?reviewer={quote(reviewer)}"
 
 
-def item_url(item_id: int, reviewer: str) -> str:
-    return f"/items/{item_id}{reviewer_query(reviewer)}"
+def url(root: str, path: str) -> str:
+    """`path` (absolute within the review) under the mount point `root`."""
+    return root.rstrip("/") + path
+
+
+def item_url(item_id: int, reviewer: str, root: str = "") -> str:
+    return url(root, f"/items/{item_id}{reviewer_query(reviewer)}")
 
 
 def _page(title: str, body: str) -> str:
@@ -46,19 +53,19 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def name_page(run_name: str, error: str | None = None, reviewer: str = "") -> str:
+def name_page(run_name: str, error: str | None = None, reviewer: str = "", root: str = "") -> str:
     problem = f'<p class="error" role="alert">{esc(error)}</p>' if error else ""
     return _page(f"Review {run_name}", f"""
 <h1>Blind review of {esc(run_name)}</h1>
 <p>Each page shows a prompt and two answers, A and B, from two different systems. Pick the better one (or a tie);
 which system is on which side changes from item to item.</p>
 {problem}
-<form method="get" action="/">
+<form method="get" action="{esc(url(root, '/'))}">
   <label for="reviewer">Your name</label>
   <input id="reviewer" name="reviewer" value="{esc(reviewer)}" required maxlength="60" autofocus>
   <button type="submit">Start reviewing</button>
 </form>
-<p><a href="/tally">Tally</a></p>""")
+<p><a href="{esc(url(root, '/tally'))}">Tally</a></p>""")
 
 
 def _answer(label: str, text: str) -> str:
@@ -68,7 +75,7 @@ def _answer(label: str, text: str) -> str:
 
 def item_page(run_name: str, item: ReviewItem, *, position: int, total: int, voted: int, reviewer: str,
               tuned_on: str, saved_choice: str | None, saved_comment: str, previous_id: int | None,
-              next_id: int | None) -> str:
+              next_id: int | None, root: str = "") -> str:
     texts = {tuned_on: item.tuned, ("B" if tuned_on == "A" else "A"): item.baseline}
     labels = {"A": "A better", "B": "B better", "tie": "Tie"}
     radios = "\n".join(
@@ -76,19 +83,21 @@ def item_page(run_name: str, item: ReviewItem, *, position: int, total: int, vot
         f'{" checked" if value == saved_choice else ""}> {text}</label>'
         for value, text in labels.items()
     )
-    links = [f'<a href="{esc(item_url(previous_id, reviewer))}">&larr; previous</a>'] if previous_id is not None else []
-    links += [f'<a href="{esc(item_url(next_id, reviewer))}">next &rarr;</a>'] if next_id is not None else []
-    links.append('<a href="/tally">tally</a>')
+    links = ([f'<a href="{esc(item_url(previous_id, reviewer, root))}">&larr; previous</a>']
+             if previous_id is not None else [])
+    links += [f'<a href="{esc(item_url(next_id, reviewer, root))}">next &rarr;</a>'] if next_id is not None else []
+    links.append(f'<a href="{esc(url(root, "/tally"))}">tally</a>')
     saved = '<p class="muted">You voted on this item; saving again replaces that vote.</p>' if saved_choice else ""
     return _page(f"Item {position} of {total}", f"""
 <nav>{' '.join(links)}</nav>
-<p class="muted">Reviewing as <strong id="who">{esc(reviewer)}</strong> (<a href="/">change</a>) &middot;
+<p class="muted">Reviewing as <strong id="who">{esc(reviewer)}</strong>
+(<a href="{esc(url(root, '/'))}">change</a>) &middot;
 item {position} of {total} &middot; you have voted on {voted}</p>
 <h2>Prompt</h2>
 <div class="prompt" id="prompt">{esc(item.prompt)}</div>
 <div class="answers">{_answer("A", texts["A"])}{_answer("B", texts["B"])}</div>
 {saved}
-<form method="post" action="/items/{item.id}/vote">
+<form method="post" action="{esc(url(root, f'/items/{item.id}/vote'))}">
   <input type="hidden" name="reviewer" value="{esc(reviewer)}">
   <fieldset><legend>Which answer is better?</legend>
   {radios}
@@ -99,18 +108,18 @@ item {position} of {total} &middot; you have voted on {voted}</p>
 </form>""")
 
 
-def done_page(reviewer: str, total: int, first_id: int) -> str:
+def done_page(reviewer: str, total: int, first_id: int, root: str = "") -> str:
     return _page("All items reviewed", f"""
 <h1>Thank you, {esc(reviewer)}</h1>
-<p>You have voted on all {total} items. See the <a href="/tally">tally</a>, or
-<a href="{esc(item_url(first_id, reviewer))}">go back to the first item</a> to change a vote.</p>""")
+<p>You have voted on all {total} items. See the <a href="{esc(url(root, '/tally'))}">tally</a>, or
+<a href="{esc(item_url(first_id, reviewer, root))}">go back to the first item</a> to change a vote.</p>""")
 
 
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f}%"
 
 
-def tally_page(run_name: str, summary: dict) -> str:
+def tally_page(run_name: str, summary: dict, root: str = "") -> str:
     outcomes = summary["outcomes"]
     rows = "\n".join(
         f"<tr><td>{esc(name)}</td><td>{row['votes']}</td><td>{row['tuned']}</td><td>{row['baseline']}</td>"
@@ -127,7 +136,7 @@ def tally_page(run_name: str, summary: dict) -> str:
     stale = (f'<p class="muted">{summary["stale_votes"]} votes were cast on answers this run no longer has and are '
              f"not counted.</p>" if summary["stale_votes"] else "")
     return _page(f"Tally: {run_name}", f"""
-<nav><a href="/">review</a></nav>
+<nav><a href="{esc(url(root, '/'))}">review</a></nav>
 <h1>Tally: tuned vs {esc(summary['against'])}</h1>
 <p id="headline">{esc(headline(summary))}</p>
 <table>
@@ -153,5 +162,6 @@ def tally_page(run_name: str, summary: dict) -> str:
 <ul id="comments">{notes}</ul>""")
 
 
-def error_page(message: str) -> str:
-    return _page("Review error", f'<p class="error" role="alert">{esc(message)}</p><p><a href="/">back</a></p>')
+def error_page(message: str, root: str = "") -> str:
+    return _page("Review error", f'<p class="error" role="alert">{esc(message)}</p>'
+                                 f'<p><a href="{esc(url(root, "/"))}">back</a></p>')

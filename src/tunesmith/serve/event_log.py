@@ -35,6 +35,9 @@ MESSAGES: dict[str, Callable[[dict], str]] = {
     "step": lambda e: f"Step {e['step']}/{e['total_steps']}: training loss={_loss(e['loss'])}",
     "evaluation": lambda e: f"Step {e['step']}: validation loss={_loss(e['val_loss'])}",
     "checkpoint": lambda e: f"Checkpoint saved at step {e['step']}",
+    "learning_rate_chosen": lambda e: f"Learning rate chosen: {e['rate']:.3g} ({e['reason']})",
+    "batch_size_reduced": lambda e: (f"Batches cut into micro-batches of {e['micro_batch']} (up to "
+                                     f"{e['gradient_accumulation']} per step): {e['reason']}"),
     "stage_started": lambda e: f"Stage {e['index']}/{e['total']} ({e['name']}) started",
     "stage_finished": lambda e: f"Stage {e['index']}/{e['total']} ({e['name']}) finished",
     "round_started": lambda e: f"Refinement round {e['index']}/{e['total']} started",
@@ -57,8 +60,7 @@ def add_event(session: Session, job_seq: int, message: str, *, level: str = "inf
 def add_core_event(session: Session, job_seq: int, event: dict, known_paths: dict[str, str]) -> JobEvent:
     """Store one core event (as `to_dict()` gives it); `known_paths` maps server paths to what the tenant sees."""
     kind = event.get("type", "event")
-    known_paths = dict(sorted(known_paths.items(), key=lambda item: -len(item[0])))  # inner paths first
-    data = _scrub({k: v for k, v in event.items() if k not in SERVER_PATH_KEYS}, known_paths)
+    data = _scrub({k: v for k, v in event.items() if k not in SERVER_PATH_KEYS}, _inner_first(known_paths))
     return add_event(session, job_seq, _message(kind, data), level=LEVELS.get(kind, "info"),
                      type="metrics" if kind in METRIC_EVENTS else "message", data=data)
 
@@ -69,6 +71,15 @@ def _message(kind: str, data: dict) -> str:
         return MESSAGES[kind](data)
     except (KeyError, TypeError, ValueError, AttributeError):
         return kind.replace("_", " ")
+
+
+def scrub_text(text: str, known_paths: dict[str, str]) -> str:
+    """`text` with each server path in `known_paths` replaced by what the tenant sees."""
+    return _scrub(text, _inner_first(known_paths))
+
+
+def _inner_first(known_paths: dict[str, str]) -> dict[str, str]:
+    return dict(sorted(known_paths.items(), key=lambda item: -len(item[0])))
 
 
 def _scrub(value: Any, known_paths: dict[str, str]) -> Any:

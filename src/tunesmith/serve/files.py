@@ -1,12 +1,15 @@
 """Uploaded files: stored under server-chosen names, checked with tunesmith's data checks, deleted for real.
 
 The client's filename is kept as metadata only. The stored name is the file id plus a suffix from a fixed list
-(the readers pick the parser by suffix), so nothing the client sends ever becomes part of a path.
+(the readers pick the parser by suffix), so nothing the client sends ever becomes part of a path. An image archive
+(.zip/.tar: a diffusion job's subject images) is kept as uploaded and unpacked beside it (serve/archives.py); what
+a job trains on is that folder.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import unicodedata
 from pathlib import Path
 
@@ -14,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from tunesmith.data.readers import SUPPORTED_EXTENSIONS
 from tunesmith.errors import DataError
+from tunesmith.serve.archives import ArchiveLimits, archive_suffix, unpack_images
 from tunesmith.serve.audit import record
 from tunesmith.serve.db import now
 from tunesmith.serve.ids import new_id
@@ -33,12 +37,30 @@ def clean_filename(name: str | None) -> str:
 
 
 def stored_name(file_id: str, filename: str) -> str:
-    suffix = os.path.splitext(filename)[1].lower()
-    return file_id + (suffix if suffix in SUPPORTED_EXTENSIONS else DEFAULT_SUFFIX)
+    suffix = archive_suffix(filename)
+    if suffix is None:
+        suffix = os.path.splitext(filename)[1].lower()
+        suffix = suffix if suffix in SUPPORTED_EXTENSIONS else DEFAULT_SUFFIX
+    return file_id + suffix
 
 
 def file_path(settings: ServeSettings, row: StoredFile) -> Path:
+    """The uploaded bytes."""
     return settings.files_dir / row.stored_name
+
+
+def is_image_archive(row: StoredFile) -> bool:
+    return archive_suffix(row.stored_name) is not None
+
+
+def images_path(settings: ServeSettings, row: StoredFile) -> Path:
+    """Where an image archive is unpacked."""
+    return settings.files_dir / f"{row.id}-images"
+
+
+def data_path(settings: ServeSettings, row: StoredFile) -> Path:
+    """What a job reads: the file, or an image archive's unpacked folder."""
+    return images_path(settings, row) if is_image_archive(row) else file_path(settings, row)
 
 
 def data_report_path(settings: ServeSettings, row: StoredFile) -> Path:
@@ -57,6 +79,16 @@ def data_problem(path: Path, filename: str) -> str | None:
     return None
 
 
+def _unpack_problem(settings: ServeSettings, row: StoredFile, archive: Path, filename: str) -> str | None:
+    """Unpack an image archive beside it; what is wrong with it otherwise (named by the client's filename)."""
+    limits = ArchiveLimits(settings.archive_max_files, settings.archive_max_bytes)
+    try:
+        unpack_images(archive, images_path(settings, row), limits)
+    except DataError as error:
+        return f"{filename}: {error}"
+    return None
+
+
 def add_file(session: Session, settings: ServeSettings, caller: Caller, temp_path: Path, filename: str,
              purpose: str, size: int) -> StoredFile:
     """Move a received upload into storage under a new id and record what the data checks say about it."""
@@ -67,27 +99,39 @@ def add_file(session: Session, settings: ServeSettings, caller: Caller, temp_pat
                      created_at=now())
     target = file_path(settings, row)
     os.replace(temp_path, target)
-    problem = data_problem(target, filename) if purpose == FINE_TUNE else None
+    if purpose != FINE_TUNE:
+        problem = None
+    elif is_image_archive(row):
+        problem = _unpack_problem(settings, row, target, filename)
+    else:
+        problem = data_problem(target, filename)
     row.status, row.status_details = ("error", problem) if problem else ("processed", None)
     session.add(row)
     record(session, caller.tenant_seq, caller.key_id, "file.create", file_id)
     return row
 
 
-def add_result_file(session: Session, settings: ServeSettings, tenant_seq: int, source: Path) -> StoredFile:
-    """A copy of a run's product (its report) as a `fine-tune-results` file the tenant can download."""
+def add_result_file(session: Session, settings: ServeSettings, tenant_seq: int, name: str,
+                    content: bytes) -> StoredFile:
+    """A run's product (its report, its final sample grid) as a `fine-tune-results` file the tenant can download."""
     file_id = new_id("file")
-    row = StoredFile(id=file_id, tenant_seq=tenant_seq, filename=source.name, stored_name=file_id + source.suffix,
-                     purpose=RESULTS, bytes=source.stat().st_size, status="processed", created_at=now())
-    file_path(settings, row).write_bytes(source.read_bytes())
+    row = StoredFile(id=file_id, tenant_seq=tenant_seq, filename=name, stored_name=file_id + Path(name).suffix,
+                     purpose=RESULTS, bytes=len(content), status="processed", created_at=now())
+    file_path(settings, row).write_bytes(content)
     session.add(row)
     return row
 
 
-def delete_file(session: Session, settings: ServeSettings, caller: Caller, row: StoredFile) -> None:
-    """Remove the bytes and the data report made from them; the row stays (marked deleted) so jobs that used it
-    still name it."""
+def remove_bytes(settings: ServeSettings, row: StoredFile) -> None:
+    """Everything stored for a file: its bytes, an archive's unpacked images, its data report."""
     file_path(settings, row).unlink(missing_ok=True)
+    shutil.rmtree(images_path(settings, row), ignore_errors=True)
     data_report_path(settings, row).unlink(missing_ok=True)
+
+
+def delete_file(session: Session, settings: ServeSettings, caller: Caller, row: StoredFile) -> None:
+    """Remove the bytes and what was made from them; the row stays (marked deleted) so jobs that used it
+    still name it."""
+    remove_bytes(settings, row)
     row.deleted_at = now()
     record(session, caller.tenant_seq, caller.key_id, "file.delete", row.id)

@@ -44,7 +44,7 @@ class _Base:
 
         source = resolve_model(spec)
         self.tokenizer = load_tokenizer(source)
-        self.model = _on_device(load_causal_lm(source)).eval()
+        self.model = on_device(load_causal_lm(source)).eval()
         self.peft = None
         self.lock = threading.Lock()
 
@@ -154,7 +154,7 @@ class ModelCache:
                 from tunesmith.models.load import load_trained
 
                 entry.whole, entry.tokenizer = load_trained(run_dir)
-                _on_device(entry.whole)
+                on_device(entry.whole)
                 entry.lock = threading.Lock()
             self._tuned[model_id] = entry
             while len(self._tuned) > self.capacity:
@@ -168,7 +168,7 @@ class ModelCache:
                 entry.base.remove(entry.adapter)
 
 
-def _on_device(model):
+def on_device(model):
     """Generate where training would run: on the GPU when there is one. A quantised model stays where
     bitsandbytes placed it."""
     import torch

@@ -10,13 +10,17 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from tunesmith.data.readers import SUPPORTED_EXTENSIONS
+from tunesmith.methods.registry import FAMILIES
 from tunesmith.serve.api.errors import ApiError, not_found
 from tunesmith.serve.audit import record
 from tunesmith.serve.db import now
 from tunesmith.serve.event_log import add_event
-from tunesmith.serve.files import FINE_TUNE
+from tunesmith.serve.files import FINE_TUNE, is_image_archive
 from tunesmith.serve.ids import new_id
-from tunesmith.serve.job_spec import Hyperparameters, JobCreate, JobSpecError, MethodRequest, run_config
+from tunesmith.serve.job_spec import (
+    Hyperparameters, JobCreate, JobSpecError, MethodRequest, job_config, job_processes,
+)
 from tunesmith.serve.keys import Caller
 from tunesmith.serve.settings import ServeSettings
 from tunesmith.serve.tables import CANCELLED, FINISHED, QUEUED, RUNNING, VALIDATING, IdempotencyKey, Job, StoredFile
@@ -82,26 +86,25 @@ def _new_job(session: Session, settings: ServeSettings, caller: Caller, request:
         raise ApiError(400, f"model '{request.model}' is not offered by this server; offered: "
                             f"{', '.join(settings.models)}", param="model", code="model_not_available")
     seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
-    job_id = new_id("ftjob")
     try:
         method = request.method_object()
+        job = Job(id=new_id("ftjob"), tenant_seq=caller.tenant_seq, model=request.model,
+                  training_file=request.training_file, validation_file=request.validation_file or None,
+                  suffix=request.suffix, seed=seed, user_metadata=request.metadata, method=method,
+                  extension=request.tunesmith, status=VALIDATING, created_at=now(), result_files=[])
         # Built now so a bad request is refused at once (the worker builds it again from what is stored), and
         # before the first query: building imports the training stack, and no transaction should wait on that.
-        run_config(method, request.tunesmith, seed, base_model=settings.models[request.model],
-                   train=settings.files_dir / request.training_file,
-                   validation=settings.files_dir / request.validation_file if request.validation_file else None,
-                   output_dir=settings.runs_dir / job_id)
+        job_config(settings, job, settings.models[request.model], settings.files_dir / job.training_file,
+                   settings.files_dir / job.validation_file if job.validation_file else None, check_paths=False)
+        job_processes(request.tunesmith, settings.devices_per_job, settings.device_limit())
     except JobSpecError as error:
         raise ApiError(400, str(error), param=error.param, code="invalid_parameter") from None
-    training = _training_file(session, caller, request.training_file, "training_file")
-    validation = _training_file(session, caller, request.validation_file, "validation_file") \
+    family = settings.family(request.model)
+    training = _training_file(session, caller, request.training_file, "training_file", family)
+    validation = _training_file(session, caller, request.validation_file, "validation_file", family) \
         if request.validation_file else None
-    hyper = Hyperparameters.model_validate(MethodRequest.model_validate(method).options().get("hyperparameters")
-                                           or {}).model_dump()
-    job = Job(id=job_id, tenant_seq=caller.tenant_seq, model=request.model, training_file=training.id,
-              validation_file=validation.id if validation else None, suffix=request.suffix, seed=seed,
-              user_metadata=request.metadata, method=method, extension=request.tunesmith, hyperparameters=hyper,
-              status=VALIDATING, created_at=now(), result_files=[])
+    job.hyperparameters = Hyperparameters.model_validate(
+        MethodRequest.model_validate(method).options().get("hyperparameters") or {}).model_dump()
     session.add(job)
     session.flush()
     add_event(session, job.seq, f"Validating training file: {training.id}"
@@ -110,7 +113,7 @@ def _new_job(session: Session, settings: ServeSettings, caller: Caller, request:
     return job
 
 
-def _training_file(session: Session, caller: Caller, file_id: str, param: str) -> StoredFile:
+def _training_file(session: Session, caller: Caller, file_id: str, param: str, family: str) -> StoredFile:
     try:
         row = get_file(session, caller, file_id)
     except ApiError:
@@ -118,6 +121,11 @@ def _training_file(session: Session, caller: Caller, file_id: str, param: str) -
     if row.purpose != FINE_TUNE:
         raise ApiError(400, f"{param}: file {file_id} has purpose '{row.purpose}'; upload it with purpose "
                             f"'{FINE_TUNE}'", param=param, code="invalid_file")
+    if is_image_archive(row) != (family == "diffusion"):
+        wanted = ("a .zip or .tar of images (with optional same-name .txt captions)" if family == "diffusion"
+                  else f"a data file ({', '.join(SUPPORTED_EXTENSIONS)}), not an image archive")
+        raise ApiError(400, f"{param}: file {file_id} ({row.filename}) is not what a {FAMILIES[family]} "
+                            f"trains on; it needs {wanted}", param=param, code="invalid_file")
     return row
 
 

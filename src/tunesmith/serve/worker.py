@@ -1,4 +1,5 @@
-"""A worker: checks new jobs, claims queued ones and runs each in its own process (tunesmith.serve.runner).
+"""A worker: checks new jobs, claims queued ones and runs each in its own process (tunesmith.serve.runner; a job
+on several processes is launched by that process with torchrun).
 
 Every poll it re-queues jobs whose worker died (expired leases), validates jobs waiting in validating_files,
 renews the leases of its own jobs, collects finished processes and claims more work while it has room. A
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 
 from tunesmith.serve import claims
 from tunesmith.serve.db import make_engine, session_factory
-from tunesmith.serve.runner import EXIT_INTERRUPTED, EXIT_LOST
+from tunesmith.serve.exits import EXIT_INTERRUPTED, EXIT_LOST, describe_exit
+from tunesmith.serve.job_spec import JobSpecError, job_processes
 from tunesmith.serve.settings import ServeSettings
 from tunesmith.serve.validation import validate_pending
 
@@ -72,9 +74,16 @@ class Worker:
             self._start(job)
 
     def _start(self, job) -> None:
+        try:  # checked when the job was validated, perhaps by a worker with more devices
+            processes = job_processes(job.extension, self.settings.devices_per_job, self.settings.device_limit())
+        except JobSpecError as error:
+            claims.fail(self.sessions, job.seq, self.id, {"code": "invalid_parameter", "message": str(error),
+                                                          "param": error.param}, str(error))
+            return
         command = [sys.executable, "-m", "tunesmith.serve.runner", "--db", self.settings.db_url,
                    "--home", str(self.settings.home), "--job", job.id, "--worker", self.id,
-                   "--base-model", self.settings.models[job.model], "--poll-seconds", str(self.settings.poll_seconds)]
+                   "--base-model", self.settings.models[job.model], "--poll-seconds", str(self.settings.poll_seconds),
+                   "--processes", str(processes)]
         with open(self.settings.logs_dir / f"{job.id}.log", "ab") as output:
             # Its own session: a Ctrl-C meant for the server reaches the worker, which stops jobs in order.
             process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
@@ -100,7 +109,7 @@ class Worker:
             claims.release(self.sessions, item.job_seq, self.id, "Training stopped with the worker; job re-queued to "
                                                                  "resume from its last checkpoint")
         elif code not in (0, EXIT_LOST):
-            how = _describe_exit(code)
+            how = describe_exit(code)
             message = (f"The training process ended with {how} (a crash, or out of memory); the server and other "
                        "jobs are unaffected")
             claims.fail(self.sessions, item.job_seq, self.id,
@@ -124,15 +133,6 @@ class Worker:
                                                                  "from its last checkpoint")
             claims.clear_lease(self.sessions, item.job_seq, self.id)
         self.running.clear()
-
-
-def _describe_exit(code: int) -> str:
-    if code >= 0:
-        return f"exit code {code}"
-    try:
-        return f"signal {signal.Signals(-code).name}"
-    except ValueError:
-        return f"signal {-code}"
 
 
 def run_in_thread(worker: Worker) -> threading.Thread:

@@ -1,6 +1,7 @@
 """The web UI in real headless Chromium against `tunesmith serve`: a wrong key sees nothing; sign in, drop a file,
-read its check and data report, start a job on the tiny model, watch the loss curve grow while it trains, read the
-before/after report, and chat with the tuned model beside its base. (The review pages are tested through the
+read its check and data report, start a job on the tiny model, watch the loss curve grow while it trains (and the
+learning rate `auto` chose appear), read the before/after report, and chat with the tuned model beside its base; a
+diffusion model's prompt box draws images. (The review pages are tested through the
 mount in tests/unit/serve/test_ui_review.py: the tiny base model answers only whitespace, so its runs have no
 baseline answers to review.)"""
 
@@ -10,13 +11,11 @@ from .conftest import wait_for
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-gpu", "--disable-component-update",
-                 "--no-first-run"]
 # Long enough to be watched (a step logged at a time), short enough for the tiny model on a busy CPU.
 JOB_YAML = """\
 method: {r: 4, alpha: 8}
 training: {max_steps: 80, batch_size: 4, precision: fp32, log_every: 1, save_every: 20, eval_every: 10,
-           learning_rate: 0.01}
+           learning_rate: auto}  # the range test's choice shows on the page as it is made
 eval: {max_new_tokens: 4, metrics: [perplexity, exact_match]}  # exact_match: answers in the report
 data: {max_length: 128}
 """
@@ -27,16 +26,6 @@ DROP = """([name, text]) => {
 }"""
 PROGRESS = """() => [document.getElementById("job").dataset.status,
                      Number(document.getElementById("loss-chart").dataset.points)]"""
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def page_with_console(browser):
@@ -120,6 +109,9 @@ def test_sign_in_upload_train_watch_the_curve_read_the_report_and_chat(processes
     later = wait_for(lambda: (seen := page.evaluate(PROGRESS))[1] > first[1] and seen, 120, "more points",
                      interval=0.2)
     assert later[0] == "running", (first, later)
+    # The rate learning_rate: auto chose, on the page while it runs (not drawn with it: the page was loaded before).
+    assert "learning_rate=" in page.inner_text("#hyperparameters")
+    assert "learning_rate_multiplier=auto" not in page.inner_text("#hyperparameters")
 
     # Done: the page reloads itself with the report.
     page.wait_for_selector("#report-scores", timeout=300_000)
@@ -151,3 +143,28 @@ def test_sign_in_upload_train_watch_the_curve_read_the_report_and_chat(processes
     client = server.client(key)
     job = client.fine_tuning.jobs.retrieve(job_id)
     assert (job.status, job.fine_tuned_model, job.suffix, job.method.type) == ("succeeded", tuned, "ui", "lora")
+
+
+def test_a_diffusion_models_prompt_box_draws_images(processes, browser):
+    server = processes.server("--no-worker", "--model", "sd=tunesmith-tiny-sd")
+    key = processes.key("acme")
+    page, errors = page_with_console(browser)
+    page.goto(server.url + "/ui/sign-in")
+    page.fill("#key", key)
+    with page.expect_navigation():
+        page.click("#sign-in")
+
+    page.click("text=Models")
+    page.click("#base-models li:has(code:text-is('sd')) >> text=draw images")
+    assert page.inner_text("#image-model") == "sd"
+    page.fill("#prompt", "a photo of a ball")
+    for field, value in (("#n", "2"), ("#seed", "4"), ("#size", "32"), ("#steps", "2")):
+        page.fill(field, value)
+    with page.expect_navigation(timeout=300_000):
+        page.click("#draw", timeout=300_000)  # the click waits for the page it leads to: drawing takes a while
+    images = page.locator("#images img")
+    assert images.count() == 2
+    assert images.evaluate_all("all => all.map(image => [image.complete, image.naturalWidth])") == [[True, 32]] * 2
+    assert page.inner_text("#drawn") == "2 images at 32x32 px, seeds 4 to 5"
+    assert page.input_value("#prompt") == "a photo of a ball"  # the form comes back as it was left
+    assert errors == []  # data: images are allowed by the page's CSP

@@ -52,11 +52,12 @@ def test_keys_that_name_server_paths_or_run_code_are_refused(key):
 
 
 @pytest.mark.parametrize("extension, message", [
-    ({"stages": []}, "tunesmith.stages: not accepted in a job; the sections a job may set are method, training, eval, "
-                     "data, refine"),
-    ({"distributed": {}}, "tunesmith.distributed: not accepted in a job"),
-    ({"data": {"cache_dir": "/tmp"}}, "tunesmith.data.cache_dir: not accepted in a job; it may set format, "
-                                      "max_length, validation_split"),
+    ({"stages": []}, "tunesmith.stages: not accepted in a job on a language model; the sections it may set are "
+                     "method, training, data, distributed, eval, refine"),
+    ({"validation": {"prompts": ["x"]}}, "tunesmith.validation: not accepted in a job on a language model"),
+    ({"sweep": {}}, "tunesmith.sweep: not accepted in a job"),
+    ({"data": {"cache_dir": "/tmp"}}, "tunesmith.data.cache_dir: not accepted in a job on a language model; it may "
+                                      "set format, max_length, validation_split"),
 ])
 def test_only_allowlisted_sections_and_data_options_are_accepted(extension, message):
     with pytest.raises(JobSpecError, match=message):

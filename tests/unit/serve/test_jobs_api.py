@@ -64,7 +64,8 @@ def test_a_job_on_an_invalid_file_fails_validation_with_the_files_message(api, a
     ({"tunesmith": {"data": {"train": "/etc/passwd"}}}, "tunesmith.data.train", "tunesmith.data.train: data comes "),
     ({"tunesmith": {"training": {"epochz": 1}}}, "tunesmith", "training.epochz: unknown key; did you mean "
                                                              "'training.epochs'?"),
-    ({"method": {"type": "dpo"}}, "method.type", "method.type: unknown method 'dpo'; expected supervised or one of"),
+    ({"method": {"type": "dpo"}}, "method.type",
+     "method.type: unknown language model method 'dpo'; expected supervised or one of"),
     ({"method": {"type": "supervised", "supervised": {"r": 8}}}, "method", "method.supervised takes only "),
     ({"method": {"type": "lora", "full": {}}}, "method", "method.full is given but method.type is 'lora'"),
     ({"seed": -1}, "seed", "seed: "),

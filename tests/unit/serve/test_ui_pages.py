@@ -119,7 +119,7 @@ def publish_report(app, settings, job_id, document):
     source.write_text(json.dumps(document))
     with app.state.sessions() as session:
         job = session.query(Job).filter(Job.id == job_id).one()
-        job.result_files = [add_result_file(session, settings, job.tenant_seq, source).id]
+        job.result_files = [add_result_file(session, settings, job.tenant_seq, source.name, source.read_bytes()).id]
         job.status, job.fine_tuned_model = "succeeded", f"ft:tiny:acme::{job_id[6:]}"
         session.commit()
 

@@ -40,7 +40,9 @@ UPLOAD_BODY = {
 async def upload_file(request: Request, caller: Caller = Depends(deps.caller),
                       settings: ServeSettings = Depends(deps.settings)) -> FileObject:
     """Upload a data file (multipart: `file`, `purpose=fine-tune`). It is checked with tunesmith's data checks;
-    problems are reported on the file object (`status: error`, `status_details` naming line and field)."""
+    problems are reported on the file object (`status: error`, `status_details` naming line and field). A .zip or
+    .tar of images with optional same-name .txt captions is a diffusion job's training data: it is unpacked and
+    every image decoded (`status_details` names a member that breaks the rules)."""
     upload = await receive_upload(request, settings.files_dir / ".incoming", settings.upload_limit)
     try:
         purpose = upload.fields.get("purpose")
@@ -59,7 +61,7 @@ def _store(request: Request, settings: ServeSettings, caller: Caller, upload: Up
         try:
             session.commit()
         except BaseException:
-            files.file_path(settings, row).unlink(missing_ok=True)
+            files.remove_bytes(settings, row)
             raise
         return file_object(row)
 

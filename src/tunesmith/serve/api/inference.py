@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from tunesmith.serve.api import deps
 from tunesmith.serve.api.errors import documented, not_found
+from tunesmith.serve.api.models import find_model, require_family
 from tunesmith.serve.api.schemas import ListPage, ModelObject, page
 from tunesmith.serve.inference import Generator
 from tunesmith.serve.keys import Caller
@@ -81,16 +82,14 @@ class CompletionRequest(_Sampling):
 def _target(request: Request, session: Session, caller: Caller, settings: ServeSettings,
             model_id: str) -> AbstractContextManager[Generator]:
     cache = request.app.state.models
-    if model_id in settings.models:
-        cache.load_base(settings.models[model_id])  # here, so a model that fails to load fails the request
-        return cache.base(settings.models[model_id])
-    job = session.scalar(select(Job).where(Job.fine_tuned_model == model_id, Job.tenant_seq == caller.tenant_seq,
-                                           Job.status == SUCCEEDED))
-    if job is None:
-        raise not_found("model", model_id)
+    model = find_model(session, caller, settings, model_id)
+    require_family(model, "llm")
     session.close()  # generation is long: hold no transaction meanwhile
-    cache.load_tuned(model_id, settings.runs_dir / job.id)
-    return cache.tuned(model_id, settings.runs_dir / job.id)
+    if model.base is not None:
+        cache.load_base(model.base)  # here, so a model that fails to load fails the request
+        return cache.base(model.base)
+    cache.load_tuned(model_id, model.run_dir)
+    return cache.tuned(model_id, model.run_dir)
 
 
 def _generate(target: AbstractContextManager[Generator], prompt_of, body: _Sampling) -> Iterator[tuple[str, dict]]:

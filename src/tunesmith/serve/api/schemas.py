@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from tunesmith.serve.tables import Checkpoint, Job, JobEvent, StoredFile
 
@@ -53,10 +53,21 @@ class JobError(BaseModel):
     param: str | None = None
 
 
+def _unknown(value) -> bool:
+    return value is None
+
+
 class Hyperparameters(BaseModel):
     n_epochs: Literal["auto"] | int | float
     batch_size: Literal["auto"] | int
     learning_rate_multiplier: Literal["auto"] | float
+    # tunesmith's: what `auto` became once the run knew it, left out until then (a job looks as OpenAI's does)
+    learning_rate: float | None = Field(None, exclude_if=_unknown,
+                                        description="the rate learning_rate: auto's range test chose")
+    micro_batch_size: int | None = Field(None, exclude_if=_unknown, description="batch_size: auto: examples per "
+                                         "micro-batch after an out-of-memory step cut the batch")
+    gradient_accumulation: int | None = Field(None, exclude_if=_unknown,
+                                              description="micro-batches per optimizer step after that cut")
 
 
 class FineTuningJob(BaseModel):

@@ -7,6 +7,8 @@
   const events = document.getElementById("events");
   const {api, element, when} = window.tunesmith;
   const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+  // Events after which the job's hyperparameters say more: what an `auto` became.
+  const SETTLING = new Set(["learning_rate_chosen", "training_started", "batch_size_reduced"]);
 
   // One x per trained step across stages and refinement rounds: each stage's steps start where the last one ended.
   // A resumed run repeats steps after its checkpoint; their points replace the earlier ones.
@@ -73,12 +75,23 @@
     root.dataset.status = status;
   }
 
-  async function refreshJob() {  // status and estimated finish, while the job is not finished
+  function showHyperparameters(values) {  // as the page's template writes them
+    document.getElementById("hyperparameters").textContent = Object.entries(values)
+      .filter(([, value]) => value !== null && value !== undefined).map(([key, value]) => `${key}=${value}`)
+      .join(", ");
+  }
+
+  async function loadJob() {
+    const job = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}`);
+    setStatus(job.status);
+    document.getElementById("eta").textContent = when(job.estimated_finish);
+    showHyperparameters(job.hyperparameters);
+    return job;
+  }
+
+  async function refreshJob() {  // status, estimated finish and hyperparameters, while the job is not finished
     try {
-      const job = await api(`/v1/fine_tuning/jobs/${encodeURIComponent(jobId)}`);
-      setStatus(job.status);
-      document.getElementById("eta").textContent = when(job.estimated_finish);
-      if (FINISHED.has(job.status)) return;
+      if (FINISHED.has((await loadJob()).status)) return;
     } catch (_) { /* try again at the next round */ }
     setTimeout(refreshJob, 2000);
   }
@@ -97,6 +110,7 @@
     const kind = event.data && event.data.type;
     if ((kind === "stage_started" || kind === "round_started") && event.data.index > 1) offset = lastX;
     if (kind === "checkpoint") refreshCheckpoints().catch(() => {});
+    if (SETTLING.has(kind)) loadJob().catch(() => {});
     show(event);
   });
   stream.addEventListener("done", (message) => {

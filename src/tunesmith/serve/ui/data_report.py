@@ -1,4 +1,5 @@
-"""What the data checks say about an uploaded file: every problem with its line, and the data report.
+"""What the data checks say about an uploaded file: every problem with its line, and the data report (an image
+archive: what it holds, or why it was refused; it has no data report).
 
 The report is the one `tunesmith data report` writes (personal data redacted before anything is counted), made on
 first view and kept beside the other reports until the file is deleted. The storage path in both is replaced by the
@@ -17,7 +18,8 @@ from html import escape
 from pathlib import Path
 
 from tunesmith.errors import DataError
-from tunesmith.serve.files import data_report_path, file_path
+from tunesmith.serve.archives import count_images
+from tunesmith.serve.files import data_report_path, file_path, images_path, is_image_archive
 from tunesmith.serve.settings import ServeSettings
 from tunesmith.serve.tables import StoredFile
 
@@ -32,6 +34,8 @@ class FileCheck:
 
 
 def check(settings: ServeSettings, row: StoredFile) -> FileCheck:
+    if is_image_archive(row):
+        return _archive_check(settings, row)
     from tunesmith.data.prepare.check import check_file
 
     source = str(file_path(settings, row))
@@ -41,6 +45,13 @@ def check(settings: ServeSettings, row: StoredFile) -> FileCheck:
         return FileCheck(str(error).replace(source, row.filename), [])
     return FileCheck(result.summary().replace(source, row.filename),
                      [line.replace(source, row.filename) for line in result.problems.lines()])
+
+
+def _archive_check(settings: ServeSettings, row: StoredFile) -> FileCheck:
+    """An image archive was checked as it was unpacked: what it holds, or what was wrong with it."""
+    if row.status == "error":
+        return FileCheck(row.status_details or f"{row.filename}: not usable", [])
+    return FileCheck(count_images(images_path(settings, row)).summary(row.filename), [])
 
 
 def report_html(settings: ServeSettings, row: StoredFile) -> str:

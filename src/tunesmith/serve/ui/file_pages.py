@@ -8,7 +8,8 @@ from sqlalchemy.orm import Session
 from starlette.responses import HTMLResponse
 
 from tunesmith.serve.api import deps
-from tunesmith.serve.files import FINE_TUNE
+from tunesmith.serve.api.errors import ApiError
+from tunesmith.serve.files import FINE_TUNE, is_image_archive
 from tunesmith.serve.job_store import get_file
 from tunesmith.serve.keys import Caller
 from tunesmith.serve.settings import MIB, ServeSettings
@@ -46,7 +47,7 @@ def file_page(request: Request, file_id: str, caller: Caller = Depends(page_call
     row = get_file(session, caller, file_id)
     session.close()
     return render(request, "file.html", caller=caller, section="files", file=row,
-                  check=data_report.check(settings, row))
+                  check=data_report.check(settings, row), images=is_image_archive(row))
 
 
 @router.get("/ui/files/{file_id}/report")
@@ -54,4 +55,6 @@ def file_report(file_id: str, caller: Caller = Depends(page_caller), session: Se
                 settings: ServeSettings = Depends(deps.settings)):
     row = get_file(session, caller, file_id)
     session.close()  # the first report takes seconds: hold no transaction meanwhile
+    if is_image_archive(row):
+        raise ApiError(404, f"file {file_id} is an image archive; it has no data report")
     return HTMLResponse(data_report.report_html(settings, row), headers=REPORT_HEADERS)

@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse
 from tunesmith.serve.api import deps
 from tunesmith.serve.api.errors import ApiError
 from tunesmith.serve.files import FINE_TUNE, file_path
+from tunesmith.serve.images import b64
 from tunesmith.serve.job_spec import EXTENSION_SECTIONS, SUPERVISED, method_names
 from tunesmith.serve.job_store import cancel_job, create_job, get_job, run_dir
 from tunesmith.serve.keys import Caller
@@ -23,13 +24,14 @@ from tunesmith.serve.tables import FINISHED, SUCCEEDED, Checkpoint, Job, StoredF
 from tunesmith.serve.ui.access import changing_caller, page_caller
 from tunesmith.serve.ui.file_pages import tenant_files
 from tunesmith.serve.ui.job_form import JobForm, JobFormError
+from tunesmith.serve.ui.model_pages import job_family, use_link
 from tunesmith.serve.ui.report_view import report_view
 from tunesmith.serve.ui.review_pages import reviewable
 from tunesmith.serve.ui.templating import render
 
 router = APIRouter(include_in_schema=False)
 SHOWN = 200  # the newest jobs listed
-REPORT = "report.json"
+REPORT, GRID = "report.json", "final.png"
 
 
 def method_name(job: Job) -> str:
@@ -57,8 +59,9 @@ def _form_page(request: Request, caller: Caller, settings: ServeSettings, form: 
     with request.app.state.readers() as session:
         files = [f for f in tenant_files(session, caller, FINE_TUNE) if f.status == "processed"]
     return render(request, "job_new.html", status_code, caller=caller, section="jobs", error=error, form=form,
-                  models=list(settings.models), training_files=files, methods=[SUPERVISED, *method_names()],
-                  sections=", ".join(EXTENSION_SECTIONS), idempotency_key=idempotency_key)
+                  models=list(settings.models), training_files=files, methods=[SUPERVISED, *method_names(None)],
+                  sections=", ".join(dict.fromkeys(s for family in EXTENSION_SECTIONS.values() for s in family)),
+                  idempotency_key=idempotency_key)
 
 
 @router.get("/ui/jobs/new")
@@ -92,9 +95,13 @@ def job_page(request: Request, job_id: str, caller: Caller = Depends(page_caller
     results = session.scalars(select(StoredFile).where(StoredFile.id.in_(job.result_files or []),
                                                        StoredFile.tenant_seq == caller.tenant_seq)).all()
     report = next((report_view(file_path(settings, f)) for f in results if f.filename == REPORT), None)
+    grid = next((b64(file_path(settings, f).read_bytes()) for f in results if f.filename == GRID), None)
+    family = job_family(settings, job)
     return render(request, "job.html", caller=caller, section="jobs", job=job, method_name=method_name(job),
                   finished=job.status in FINISHED, estimated_finish=estimated_finishes(session, [job]).get(job.seq),
-                  checkpoints=checkpoints, result_files=results, report=report,
+                  checkpoints=checkpoints, result_files=results, report=report, grid=grid,
+                  use_link=use_link(job.fine_tuned_model, family) if job.fine_tuned_model else None,
+                  diffusion=family == "diffusion",
                   reviewable=job.status == SUCCEEDED and reviewable(run_dir(settings, job)))
 
 

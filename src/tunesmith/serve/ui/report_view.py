@@ -1,5 +1,5 @@
 """A finished job's before/after report for its page: report.json's scores as rows with a change row, the run's
-facts, and the first answers side by side."""
+facts, and the first answers side by side; for a diffusion run its facts (the final sample grid is shown beside)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ ROW_ORDER = ("base", "few_shot", "tuned")
 FACTS = {"method": "method", "eval_set": "scored on", "train_steps": "steps", "train_tokens": "tokens",
          "train_seconds": "training seconds", "final_val_loss": "final validation loss"}
 ANSWERS = {"reference": "reference", "base": "base model", "tuned": "tuned model"}
+DIFFUSION_MARK = "grids"  # a diffusion run's report lists its sample grids; a language model's scores rows
+DIFFUSION_HIDDEN = ("model", "output", "grids")  # the base is on the page already; the output is a server folder
 
 
 def _number(value) -> bool:
@@ -43,6 +45,8 @@ def report_view(path: Path) -> dict | None:
     if not path.is_file():
         return None
     document = json.loads(path.read_text(encoding="utf-8"))
+    if DIFFUSION_MARK in document:
+        return _diffusion_view(document)
     scored = {name: row for name, row in document.items() if name not in ("meta", "samples") and isinstance(row, dict)}
     names = [n for n in ROW_ORDER if n in scored] + [n for n in scored if n not in ROW_ORDER]
     metrics = list(dict.fromkeys(key for row in scored.values() for key, value in row.items()
@@ -56,3 +60,11 @@ def report_view(path: Path) -> dict | None:
                 "answers": [(label, sample[key]) for key, label in ANSWERS.items() if isinstance(sample.get(key), str)]}
                for sample in document.get("samples") or []]
     return {"metrics": metrics, "rows": rows, "change": change, "facts": facts, "samples": samples}
+
+
+def _diffusion_view(document: dict) -> dict:
+    from tunesmith.tasks.diffusion.report import LABELS
+
+    facts = [(LABELS.get(key, key), _fact(value)) for key, value in document.items()
+             if key not in DIFFUSION_HIDDEN and value is not None]
+    return {"kind": "diffusion", "facts": facts}

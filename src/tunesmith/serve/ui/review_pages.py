@@ -1,23 +1,19 @@
 """The blind human review (tunesmith.review) of a succeeded job's answers, mounted at /ui/jobs/{job_id}/review/.
 
 A job's review app is made on first visit from its run folder (eval/examples.jsonl, else report.json) and kept; the
-signed-in tenant must own the job, and votes (POST) must come from the review's own pages.
-
-The review pages link and redirect to absolute paths (/tally, /items/3), since `tunesmith review` serves them at
-the root of their own server. `_UnderMount` puts the mount's path in front of those links and redirects; it goes
-away once the review pages build their URLs from the ASGI root_path.
+signed-in tenant must own the job, and votes (POST) must come from the review's own pages. The review builds its
+links and redirects under the ASGI root_path, which the mount sets to this job's review path.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from pathlib import Path
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tunesmith.errors import TunesmithError
 from tunesmith.serve.api.errors import ApiError
@@ -28,7 +24,6 @@ from tunesmith.serve.ui.session import needs_origin_check
 
 MOUNT = "/ui/jobs/{job_id}/review"
 KEPT = 16  # review apps kept loaded (each holds one run's answers)
-_LINK = re.compile(rb'((?:href|action)=")/')
 
 
 def reviewable(folder: Path) -> bool:
@@ -67,43 +62,10 @@ class ReviewMount:
                 from tunesmith.review.app import create_app
 
                 try:
-                    self._apps[job_id] = _UnderMount(create_app(run_dir(request.app.state.settings, job)))
+                    self._apps[job_id] = create_app(run_dir(request.app.state.settings, job))
                 except TunesmithError as error:
                     raise ApiError(404, str(error).replace(str(request.app.state.settings.home), "<server>")) from None
                 while len(self._apps) > KEPT:
                     self._apps.popitem(last=False)
             self._apps.move_to_end(job_id)
             return self._apps[job_id]
-
-
-class _UnderMount:
-    """Prefix the review pages' absolute links, form actions and redirects with the mount's path."""
-
-    def __init__(self, app: ASGIApp):
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        prefix = scope["root_path"].encode()
-        held: dict = {}
-
-        async def relinked(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = [(name, prefix + value if name == b"location" and value.startswith(b"/") else value)
-                           for name, value in message["headers"]]
-                if any(name == b"content-type" and value.startswith(b"text/html") for name, value in headers):
-                    held["start"] = {**message, "headers": [h for h in headers if h[0] != b"content-length"]}
-                    held["body"] = b""
-                    return
-                await send({**message, "headers": headers})
-            elif message["type"] == "http.response.body" and "start" in held:
-                held["body"] += message.get("body", b"")
-                if message.get("more_body"):
-                    return
-                body = _LINK.sub(lambda match: match.group(1) + prefix + b"/", held["body"])
-                start = held.pop("start")
-                await send({**start, "headers": [*start["headers"], (b"content-length", str(len(body)).encode())]})
-                await send({"type": "http.response.body", "body": body})
-            else:
-                await send(message)
-
-        await self.app(scope, receive, relinked)

@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import RedirectResponse, Response
 
 from tunesmith.serve.api.errors import ApiError
-from tunesmith.serve.ui import file_pages, job_pages, model_pages, sign_in
+from tunesmith.serve.ui import file_pages, image_pages, job_pages, model_pages, sign_in
 from tunesmith.serve.ui.access import CrossOriginRefused, SignInNeeded, to_sign_in
 from tunesmith.serve.ui.review_pages import MOUNT, ReviewMount
 from tunesmith.serve.ui.templating import STATIC_URL, render
@@ -20,7 +20,7 @@ PAGES = "/ui/"
 
 
 def install(app: FastAPI) -> None:
-    for module in (sign_in, file_pages, job_pages, model_pages):
+    for module in (sign_in, file_pages, job_pages, model_pages, image_pages):
         app.include_router(module.router)
     app.mount(MOUNT, ReviewMount())
     app.mount(STATIC_URL, StaticFiles(directory=STATIC), name="ui_static")

@@ -36,9 +36,15 @@ def _loss(value: float | None) -> str:
     return f"{value:.4f}" if value is not None else "–"
 
 
+def _hyperparameters(values: dict) -> str:
+    """key=value for each one set (job.js writes the same when the run settles an `auto`)."""
+    return ", ".join(f"{key}={value}" for key, value in values.items() if value is not None)
+
+
 templates.env.globals["static"] = _static
 templates.env.filters["when"] = _when
 templates.env.filters["loss"] = _loss
+templates.env.filters["hyperparameters"] = _hyperparameters
 
 
 def render(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:

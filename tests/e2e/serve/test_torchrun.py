@@ -1,0 +1,76 @@
+"""A job on two processes (torchrun, gloo on CPU, the tiny model): launched by its worker, its events from rank 0
+only; a cancel stops every rank at a checkpoint; a rank killed outright fails the job naming that rank."""
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from .conftest import FAST_RUN, TINY_LORA, all_events, long_run, runner_pids, wait_finished, wait_for
+
+pytestmark = pytest.mark.slow
+
+TWO = {"distributed": {"processes": 2}}
+
+
+def rank_pids(worker_id: str) -> dict[int, int]:
+    """{rank: pid} of the job's ranks still alive (read from /proc: torchrun sets RANK in each one's environment)."""
+    found = {}
+    for pid in runner_pids(worker_id):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        rank = next((line[5:] for line in environ if line.startswith(b"RANK=")), None)
+        if rank is not None:
+            found[int(rank)] = pid
+    return found
+
+
+def kinds(events, kind):
+    return [e.data for e in events if e.data and e.data.get("type") == kind]
+
+
+def test_two_process_jobs_train_cancel_and_fail_as_one(processes, chat_file):
+    client = processes.server().client(processes.key("acme"))
+    with open(chat_file, "rb") as handle:
+        file_id = client.files.create(file=handle, purpose="fine-tune").id
+
+    def start(run):
+        return client.fine_tuning.jobs.create(model="tiny", training_file=file_id, method=TINY_LORA,
+                                              extra_body={"tunesmith": {**run, **TWO}})
+
+    # Trained on two ranks; each step, checkpoint and event once (from rank 0).
+    job = start(FAST_RUN)
+    done = wait_finished(client, job.id, 600)
+    assert done.status == "succeeded", done.error
+    events = all_events(client, job.id)
+    assert "Training on 2 processes (torchrun, one per device)" in [e.message for e in events]
+    assert [plan["plan"]["processes"] for plan in kinds(events, "plan")] == [2]
+    assert [step["step"] for step in kinds(events, "step")] == [1, 2, 3, 4, 5, 6]
+    assert sorted(c.step_number for c in client.fine_tuning.jobs.checkpoints.list(job.id).data) == [2, 4, 6]
+    assert len(kinds(events, "run_finished")) == 1
+
+    # A cancel reaches every rank: all stop at the same step, with one checkpoint there.
+    job = start(long_run(100_000, save_every=5))
+    wait_for(lambda: client.fine_tuning.jobs.checkpoints.list(job.id).data, 600, "a first checkpoint")
+    worker = next(e.message.split()[-3] for e in all_events(client, job.id) if "started on worker" in e.message)
+    assert sorted(rank_pids(worker)) == [0, 1]
+    client.fine_tuning.jobs.cancel(job.id)
+    wait_for(lambda: not runner_pids(worker), 120, "the supervisor and both ranks to end")
+    events = all_events(client, job.id)
+    stopped = kinds(events, "run_interrupted")
+    assert len(stopped) == 1
+    assert client.fine_tuning.jobs.checkpoints.list(job.id).data[0].step_number == stopped[0]["step"]
+    assert client.fine_tuning.jobs.retrieve(job.id).status == "cancelled"
+
+    # A rank killed outright (as the OOM killer would) fails the job, named; the others are stopped.
+    job = start(long_run(100_000, save_every=5))
+    wait_for(lambda: client.fine_tuning.jobs.checkpoints.list(job.id).data, 600, "a first checkpoint")
+    worker = next(e.message.split()[-3] for e in all_events(client, job.id) if "started on worker" in e.message)
+    os.kill(wait_for(lambda: rank_pids(worker).get(1), 30, "rank 1"), signal.SIGKILL)
+    failed = wait_finished(client, job.id, 120)
+    assert failed.status == "failed" and failed.error.code == "training_process_crashed"
+    assert failed.error.message.startswith("rank 1 of 2: the training process ended with signal SIGKILL")
+    wait_for(lambda: not runner_pids(worker), 120, "rank 0 and the supervisor to end")
