@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         fmt: Literal["safetensors", "gguf", "kohya", "diffusers", "single-file"] = typer.Option(
             None, "--format", help="language models: safetensors (default) or gguf (one llama.cpp file, Llama-family, "
                                    "implies --merge); diffusion: kohya (default for LoRA runs: A1111/ComfyUI), "
-                                   "diffusers, single-file (full DreamBooth)"
+                                   "diffusers, single-file (one checkpoint; a LoRA is fused into its base)"
         ),
         gguf_dtype: Literal["f16", "f32"] = typer.Option("f16", "--gguf-dtype", help="weight precision in the GGUF"),
         lora_dtype: Literal["fp16", "bf16", "fp32"] = typer.Option("fp16", "--lora-dtype",
@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
 
             if merge:
                 raise ConfigError("--merge: is for language-model adapters; a diffusion LoRA exports as --format "
-                                  "kohya or diffusers")
+                                  "kohya or diffusers, or fused into its base as --format single-file")
             files = export_diffusion_run(run_dir, out, fmt or _diffusion_default(run_dir), lora_dtype)
         else:
             from tunesmith.export.merge import export_run

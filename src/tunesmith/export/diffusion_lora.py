@@ -58,6 +58,14 @@ def pipeline_lora(pipeline, adapter: str = "default") -> dict[str, dict[str, Lor
     return found
 
 
+def lora_bytes(pipeline, adapter: str = "default") -> int:
+    """About what a LoRA file of `adapter` takes: its down and up weights."""
+    from tunesmith.export.staged import tensor_bytes
+
+    layers = [layer for found in pipeline_lora(pipeline, adapter).values() for layer in found.values()]
+    return tensor_bytes(w for layer in layers for w in (layer.down, layer.up))
+
+
 def export_diffusers_lora(pipeline, folder: str | Path, adapter: str = "default", verify: bool = True) -> Path:
     """Write `folder`/pytorch_lora_weights.safetensors (diffusers format, with PEFT metadata), then verify it."""
     from peft.utils import get_peft_model_state_dict

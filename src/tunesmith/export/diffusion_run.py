@@ -1,5 +1,6 @@
 """Export a finished Stable Diffusion run: a kohya LoRA file (A1111, ComfyUI, Forge), a diffusers LoRA or pipeline
-folder, or one original-layout checkpoint (full DreamBooth). LoRA files are verified by loading them back."""
+folder, or one original-layout checkpoint (full DreamBooth's, or a LoRA fused into its base). LoRA files and fused
+checkpoints are verified by loading them back."""
 
 from __future__ import annotations
 
@@ -29,35 +30,45 @@ def export_diffusion_run(run_dir: Path, out: Path, fmt: str, lora_dtype: str = "
     if fmt == "kohya" and not adapter:
         raise ModelError(f"--format kohya: {run_dir} trained the whole model ({config.method.name}), not a LoRA; "
                          "export it with --format single-file (one checkpoint) or --format diffusers")
-    if fmt == "single-file" and adapter:
-        raise ModelError(f"--format single-file: {run_dir} trained a LoRA ({config.method.name}); export it with "
-                         "--format kohya (one LoRA file for A1111/ComfyUI) or --format diffusers")
     if fmt in ("kohya", "single-file") and out.suffix != ".safetensors":
         raise ModelError(f"--out {out}: --format {fmt} writes one .safetensors file; name it *.safetensors")
     if fmt == "diffusers" and out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ModelError(f"--out {out} already exists and is not an empty folder; choose a new folder or remove it")
 
+    if fmt == "single-file" and adapter:
+        from tunesmith.export.diffusion_single_file import export_fused_single_file
+
+        return [export_fused_single_file(run_dir, out)]
     if fmt == "single-file":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(run_dir / SINGLE_FILE, out)
-        return [out]
+        return [_copy(run_dir / SINGLE_FILE, out, shutil.copyfile)]
     if fmt == "diffusers" and not adapter:
-        shutil.copytree(run_dir / MODEL, out, dirs_exist_ok=True)
+        _copy(run_dir / MODEL, out, shutil.copytree)
         return sorted(p for p in out.rglob("*") if p.is_file())
     return _export_lora(run_dir, out, fmt, lora_dtype)
+
+
+def _copy(source: Path, out: Path, copy) -> Path:
+    """`copy(source, staging)`, then renamed to `out` (export/staged.py): a full disk leaves nothing at `out`."""
+    from tunesmith.export.staged import EXPORT_ADVICE, file_bytes, staged
+
+    with staged(out, file_bytes(source), "write", EXPORT_ADVICE) as tmp:
+        copy(source, tmp)
+    return out
 
 
 def _export_lora(run_dir: Path, out: Path, fmt: str, lora_dtype: str) -> list[Path]:
     import torch
 
-    from tunesmith.export.diffusion_lora import export_diffusers_lora
+    from tunesmith.export.diffusion_lora import DIFFUSERS_WEIGHT_NAME, export_diffusers_lora, lora_bytes
     from tunesmith.export.kohya import export_kohya
+    from tunesmith.export.staged import EXPORT_ADVICE, staged
     from tunesmith.tasks.diffusion.trained import load_trained
 
     model, _ = load_trained(run_dir)
     if fmt == "kohya":
         dtype = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": None}[lora_dtype]
         return [export_kohya(model.pipeline, out, model.family.name, dtype=dtype)]
-    path = export_diffusers_lora(model.pipeline, out)
-    shutil.copyfile(run_dir / "config.yaml", out / "config.yaml")
-    return [path, out / "config.yaml"]
+    with staged(out, lora_bytes(model.pipeline), "write", EXPORT_ADVICE) as tmp:
+        export_diffusers_lora(model.pipeline, tmp)
+        shutil.copyfile(run_dir / "config.yaml", tmp / "config.yaml")
+    return [out / DIFFUSERS_WEIGHT_NAME, out / "config.yaml"]

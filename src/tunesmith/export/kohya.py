@@ -70,17 +70,21 @@ def export_kohya(pipeline, path: str | Path, family: str, adapter: str = "defaul
 
     `family` is "sd1", "sd2" or "sdxl" (tunesmith.models.diffusion.Family.name). `dtype` (e.g. torch.float16,
     what most shared LoRA files use) rounds the weights; the check compares with the trained adapter rounded alike.
+    The file is written and checked under a staging name and only then renamed to `path` (export/staged.py): a full
+    disk is one TunesmithError naming `path` and the space, and never leaves part of a file there.
     """
     from safetensors.torch import save_file
+
+    from tunesmith.export.staged import EXPORT_ADVICE, staged, tensor_bytes
 
     path = Path(path)
     if path.suffix != ".safetensors":
         raise ModelError(f"--out {path}: a kohya LoRA is one .safetensors file; name it *.safetensors")
     state, stored = to_kohya(pipeline, family, adapter, dtype)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata=_metadata(state, family))
-    if verify:
-        verify_lora_file(pipeline, path, stored, adapter, describe=KohyaNames(pipeline, family))
+    with staged(path, tensor_bytes(state.values()), "write", EXPORT_ADVICE) as tmp:
+        save_file(state, str(tmp), metadata=_metadata(state, family))
+        if verify:
+            verify_lora_file(pipeline, tmp, stored, adapter, describe=KohyaNames(pipeline, family))
     return path
 
 

@@ -1,7 +1,8 @@
 """Memory the chosen method needs for weights + gradients + optimizer state, against what the device has.
 
 The estimate is deliberately simple (activations are not counted: they depend on batch shape and
-checkpointing) but it is what decides between full fine-tuning, LoRA and QLoRA on a given machine.
+checkpointing) but it is what decides between full fine-tuning, LoRA and QLoRA on a given machine. Diffusion runs
+add the activations measured for their resolution and batch (check_fits_diffusion).
 """
 
 from __future__ import annotations
@@ -100,16 +101,76 @@ def describe(need: MemoryEstimate) -> str:
             f"{need.gradients / GIB:.2f} + optimizer {need.optimizer / GIB:.2f})")
 
 
-def check_fits_diffusion(method_name: str, need: MemoryEstimate, device: torch.device, adapter: bool) -> None:
-    """A Stable Diffusion run's weights + training state against the device; full DreamBooth is pointed at its
-    LoRA variant, which trains ~1% of the weights (activations are not counted: they depend on the resolution)."""
+# The share of the device's memory a plan (weights, training state, activations) may fill: the allocator, the data
+# and the rest of the process need the remainder.
+HEADROOM = 0.9
+
+
+@dataclass
+class Activations:
+    """What a diffusion micro-batch saves for backward, measured on one example (tasks/diffusion/activation_memory)."""
+
+    per_example: int | None  # bytes for one example (with its class image); None: one example ran out of memory
+    examples: int  # examples in the largest micro-batch training draws
+    smallest: int  # examples in the smallest micro-batch it can fall back to (1 under batch_size: auto)
+    checkpointing: bool
+    resolution: int
+    reason: str = ""  # why checkpointing is on or off
+
+    @property
+    def total(self) -> int | None:
+        return None if self.per_example is None else self.per_example * self.examples
+
+
+def describe_activations(activations: Activations | None) -> str:
+    if activations is None:
+        return "activations not measured (the weights and training state alone do not fit)"
+    if activations.per_example is None:
+        return f"activations: one example at {activations.resolution} px ran out of memory"
+    return (f"activations ~{activations.total / GIB:.2f} GiB ({activations.examples} x "
+            f"{activations.per_example / GIB:.3f} at {activations.resolution} px)")
+
+
+def check_fits_diffusion(method_name: str, need: MemoryEstimate, device: torch.device, adapter: bool,
+                         activations: Activations | None = None) -> None:
+    """A Stable Diffusion run's weights + training state (+ the activations of its smallest micro-batch, once
+    measured) against HEADROOM of the device's memory. The refusal gives the numbers and what needs less: full
+    DreamBooth's LoRA variant (~1% of the weights train), gradient checkpointing, batch 1, a lower resolution."""
     have = device_memory(device)
-    if need.total <= have:
+    budget = HEADROOM * have
+    hints = [] if adapter else ["method.name: dreambooth_lora (the same objective, LoRA weights only)"]
+    if need.total > budget:
+        what = f"~{need.total / GIB:.1f} GiB for weights, gradients and optimizer state"
+        hints += ["a smaller model"] if adapter else []
+    elif activations is None:
         return
+    else:
+        smallest = None if activations.per_example is None else activations.per_example * activations.smallest
+        if smallest is not None and need.total + smallest <= budget:
+            return
+        what = _with_activations(need, activations, smallest)
+        if not activations.checkpointing:
+            hints.append("training.gradient_checkpointing: auto")
+        if activations.smallest > 1 and activations.per_example is not None:
+            hints.append(f"training.batch_size: 1 with more gradient_accumulation (the same step; activations "
+                         f"~{activations.per_example / GIB:.2f} GiB)")
+        hints.append(f"a data.resolution below {activations.resolution}")
     where = "this GPU has" if device.type == "cuda" else "this machine has"
-    hint = ("lower data.resolution or use a smaller model" if adapter
-            else "try method.name: dreambooth_lora (the same objective, LoRA weights only)")
-    raise TunesmithError(
-        f"{method_name} needs ~{need.total / GIB:.1f} GiB for weights, gradients and optimizer state; {where} "
-        f"{have / GIB:.1f} GiB available; {hint}"
-    )
+    raise TunesmithError(f"{method_name} needs {what}; {where} {have / GIB:.1f} GiB available, of which a plan fills "
+                         f"at most {HEADROOM:.0%}; try {_either(hints)}")
+
+
+def _with_activations(need: MemoryEstimate, activations: Activations, smallest: int | None) -> str:
+    checkpointing = "with" if activations.checkpointing else "without"
+    examples = f"{activations.smallest} example{'s' if activations.smallest > 1 else ''}"
+    if smallest is None:
+        return (f"more than the device holds: weights, gradients and optimizer state ~{need.total / GIB:.1f} GiB, "
+                f"and one example at {activations.resolution} px ran out of memory in its forward pass "
+                f"{checkpointing} gradient checkpointing")
+    return (f"~{(need.total + smallest) / GIB:.1f} GiB: weights, gradients and optimizer state "
+            f"{need.total / GIB:.1f} + activations {smallest / GIB:.1f} ({examples} at {activations.resolution} px, "
+            f"{checkpointing} gradient checkpointing)")
+
+
+def _either(hints: list[str]) -> str:
+    return hints[0] if len(hints) == 1 else ", ".join(hints[:-1]) + " or " + hints[-1]

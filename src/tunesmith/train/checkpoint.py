@@ -117,7 +117,7 @@ def save_checkpoint(run_dir: Path, trainable: dict[str, torch.Tensor], optimizer
         _write_manifest(tmp)
     except (OSError, SafetensorError, TunesmithError) as exc:
         shutil.rmtree(tmp, ignore_errors=True)  # leave no partial folder behind, however the write failed
-        if _errno(exc) in OUT_OF_SPACE:
+        if errno_of(exc) in OUT_OF_SPACE:
             raise _out_of_space(run_dir, final, needed) from None
         raise
     _publish(tmp, final)
@@ -232,12 +232,12 @@ def _out_of_space(run_dir: Path, final: Path, needed: int) -> TunesmithError:
     previous = [c for c in complete_checkpoints(run_dir) if c != final]
     kept = f"{previous[-1].name} is still the latest checkpoint" if previous else "no earlier checkpoint exists"
     return TunesmithError(
-        f"not enough disk space to save checkpoint {final}: it needs about {_size(needed)} and {_size(free)} is free; "
-        f"{kept}; free some space (or set output_dir to a larger disk) and continue with --resume"
+        f"not enough disk space to save checkpoint {final}: it needs about {size_text(needed)} and {size_text(free)} "
+        f"is free; {kept}; free some space (or set output_dir to a larger disk) and continue with --resume"
     )
 
 
-def _errno(exc: Exception) -> int | None:
+def errno_of(exc: Exception) -> int | None:
     """The OS error number behind a failed write; safetensors names it only in its message ('... (os error 28)')."""
     if isinstance(exc, OSError):
         return exc.errno
@@ -245,7 +245,7 @@ def _errno(exc: Exception) -> int | None:
     return int(found.group(1)) if found else None
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     return f"{n / 2**30:,.2f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 

@@ -333,7 +333,8 @@ class _Loop:
                 raise out_of_memory_at_fixed_size(step, micro, failure, self.acc.device, self.memory_plan,
                                                   self.acc.num_processes)
             if micro == 1:
-                raise too_large_even_at_one(step, tried, failure, self.acc.device, self.memory_plan)
+                raise too_large_even_at_one(step, tried, failure, self.acc.device, self.memory_plan,
+                                            self.spec.memory_advice)
             state.micro_batches = pieces * 2
             where = f"step {step}" if step else "the learning-rate range test"
             self._say_cut(state, step, f"{where} ran out of memory with micro-batches of {micro}", group)
@@ -411,6 +412,8 @@ class _Loop:
             )
 
     def _log_train(self, state: TrainState, meter: "_Meter") -> None:
+        if meter.units == 0:  # every step since the last line was dropped (each said so): no loss to report
+            return
         # Each rank holds the loss sum of its own shard; the counts are already global.
         loss = (self.acc.reduce(meter.loss, "sum") / max(meter.units, 1)).item()
         if not math.isfinite(loss):

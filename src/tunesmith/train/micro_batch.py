@@ -56,14 +56,13 @@ def memory_numbers(device: torch.device) -> str:
 
 
 def too_large_even_at_one(step: int, tried: list[tuple[int, int]], failure: str, device: torch.device,
-                          memory_plan: str | None) -> TunesmithError:
+                          memory_plan: str | None, advice: str) -> TunesmithError:
+    """`advice`: what needs less memory in this task's terms (Task.memory_advice)."""
     attempts = ", ".join(f"{micro} x {accumulation}" for micro, accumulation in tried)
     plan = f"; memory plan: {memory_plan}" if memory_plan else ""
     return TunesmithError(
         f"training.batch_size: auto: step {step} runs out of memory even with one example per micro-batch (tried "
-        f"micro-batch x accumulation {attempts}; last error: {failure}); {memory_numbers(device)}{plan}; lower "
-        "data.max_length, turn on training.gradient_checkpointing, train in bf16, or use a lighter method "
-        "(method.name: lora or qlora) or a smaller model"
+        f"micro-batch x accumulation {attempts}; last error: {failure}); {memory_numbers(device)}{plan}; {advice}"
     )
 
 

@@ -25,6 +25,9 @@ class BatchCounts:
 
 class Task(ABC):
     unit: str = "examples"  # what throughput counts, in events and the progress line ("tokens/s", "images/s")
+    # What needs less memory, in this task's config keys: the advice when one example per micro-batch does not fit.
+    memory_advice: str = ("turn on training.gradient_checkpointing, train in bf16, or use a lighter method or a "
+                          "smaller model")
     train_set: Sequence
     val_set: Sequence
     model: nn.Module  # what trains; checkpoints hold its trainable tensors by name

@@ -13,13 +13,13 @@ from __future__ import annotations
 from contextlib import nullcontext
 from dataclasses import dataclass
 
-import torch
-
+from tunesmith.errors import TunesmithError
+from tunesmith.methods.memory import HEADROOM
 from tunesmith.tasks.causal_lm.cpu_attention import cpu_attention
 from tunesmith.tasks.causal_lm.loss import causal_lm_loss
+from tunesmith.train.saved_activations import saved_bytes as measure_saved_bytes
 
 PROBE_TOKENS = 256
-HEADROOM = 0.9  # leave this share of the device memory for the allocator, the data and the rest of the process
 
 
 @dataclass
@@ -31,30 +31,16 @@ class CheckpointingChoice:
 
 def saved_bytes(model, batch: dict, autocast=nullcontext) -> int:
     """Bytes autograd keeps for backward after one training forward of `batch` (parameters not counted)."""
-    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: set[int] = set()
-    total = 0
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        nonlocal total
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in parameters and storage.data_ptr() not in seen:
-            seen.add(storage.data_ptr())
-            total += storage.nbytes()
-        return tensor
-
     device = next(model.parameters()).device
-    was_training = model.training
-    model.train()
-    # The probe must not move the random streams the training run draws its dropout masks from.
+    batch = {key: value.to(device) for key, value in batch.items()}
     # Training runs under cpu_attention (it keeps attention probabilities on CPU), so the probe does too.
-    try:
-        with (torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), cpu_attention(model, device),
-              torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor), autocast()):
-            causal_lm_loss(model, {key: value.to(device) for key, value in batch.items()})
-    finally:
-        model.train(was_training)
-    return total
+    with cpu_attention(model, device):
+        saved = measure_saved_bytes(model, lambda: causal_lm_loss(model, batch), autocast)
+    if saved is None:
+        raise TunesmithError(f"measuring activations: one training forward of {batch['input_ids'].shape[1]} tokens "
+                             f"ran out of memory on {device}; this model does not train on this device: try qlora "
+                             "or a smaller model")
+    return saved
 
 
 def estimate_saved_bytes(model, probe: dict, tokens: int, autocast=nullcontext) -> float:

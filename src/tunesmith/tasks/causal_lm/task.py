@@ -30,6 +30,8 @@ class CausalLMLoss(nn.Module):
 
 class CausalLMTask(Task):
     unit = "tokens"
+    memory_advice = ("lower data.max_length, turn on training.gradient_checkpointing, train in bf16, or use a lighter "
+                     "method (method.name: lora or qlora) or a smaller model")
 
     def __init__(self, model: nn.Module, train_set: list[dict], val_set: list[dict], pad_token_id: int):
         self.model, self.train_set, self.val_set, self.pad_token_id = model, train_set, val_set, pad_token_id

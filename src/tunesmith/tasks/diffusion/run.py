@@ -16,6 +16,7 @@ from tunesmith.methods.parameters import parameter_counts
 from tunesmith.models.diffusion import load_diffusion
 from tunesmith.provenance import config_text
 from tunesmith.run import RunResult
+from tunesmith.tasks.diffusion.activation_memory import plan_activations
 from tunesmith.tasks.diffusion.data import RunImages, run_images
 from tunesmith.tasks.diffusion.report import write_report
 from tunesmith.tasks.diffusion.task import DiffusionTask
@@ -23,6 +24,7 @@ from tunesmith.tasks.diffusion.trained import save_trained
 from tunesmith.tasks.diffusion.validation import SampleGrids, run_sampling
 from tunesmith.train.distributed import broadcast_from_main
 from tunesmith.train.loop import train
+from tunesmith.train.optimizer import STATE_BYTES
 
 
 def train_and_score(config, method, accelerator, run_dir, resume, console, events, cancel, on_step_end):
@@ -40,15 +42,17 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
         task = DiffusionTask(model, images.train, images.validation, images.classes,
                              objective=config.method.objective(), text_encoder_lr=config.method.text_encoder_lr,
                              cache_latents=config.data.cache_latents)
-    checkpointing = gradient_checkpointing(config.training.gradient_checkpointing, model.pipeline)
     trainable, total = parameter_counts(task.model)
-    need = memory.estimate(task.model)
+    need = memory.estimate(task.model, STATE_BYTES[config.training.optimizer])
     if getattr(config.method, "ema", False):  # the weight average: one more fp32 copy of what trains
         need = dataclasses.replace(need, optimizer=need.optimizer + 4 * trainable)
-    plan = _plan(config, method, model, images, task, accelerator, trainable, total, need, checkpointing)
-    console.print(_plan_line(plan, need))
+    activations = broadcast_from_main(accelerator, _activations(config, task, need, accelerator) if main else None)
+    if activations is not None and activations.checkpointing:
+        gradient_checkpointing(True, model.pipeline)  # every rank does what rank 0 measured and chose
+    plan = _plan(config, method, model, images, task, accelerator, trainable, total, need, activations)
+    console.print(_plan_line(plan, need, activations))
     events.emit(ev.Planned(plan=plan))
-    memory.check_fits_diffusion(method.name, need, accelerator.device, adapter=method.is_adapter)
+    memory.check_fits_diffusion(method.name, need, accelerator.device, method.is_adapter, activations)
 
     every = config.validation.every if config.validation else None
     grids = SampleGrids(model.pipeline, run_sampling(config, model.family, images.train), Path(run_dir) / "samples",
@@ -61,15 +65,22 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
         if on_step_end is not None:
             on_step_end(state)
 
+    def resumed(event):  # the loop has loaded the checkpoint: draw its step's grid if the killed run did not
+        if grids is not None and isinstance(event, ev.TrainingStarted) and event.resumed and event.step > 0:
+            grids.resumed(event.step)
+
     started = time.perf_counter()
     losses = _TrainLosses()
-    events.subscribe(losses)
+    for subscriber in (losses, resumed):
+        events.subscribe(subscriber)
     try:
         result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
                        checkpoint_files={"config.yaml": config_text(config)}, on_step_end=after_step,
+                       memory_plan=f"{memory.describe(need)} + {memory.describe_activations(activations)}",
                        companions={"ema": average} if average is not None else None)
     finally:
-        events.unsubscribe(losses)
+        for subscriber in (losses, resumed):
+            events.unsubscribe(subscriber)
     train_seconds = time.perf_counter() - started
 
     output, report = Path(run_dir), None
@@ -119,9 +130,18 @@ def _weight_average(config, task: DiffusionTask):
     return WeightAverage([p for p in task.model.parameters() if p.requires_grad], config.method.ema_decay)
 
 
+def _activations(config, task: DiffusionTask, need, accelerator):
+    """The measured activations and the checkpointing choice (turned on where chosen); None when the weights and
+    training state alone do not fit, which leaves nothing to measure."""
+    available = memory.device_memory(accelerator.device)
+    if need.total > memory.HEADROOM * available:
+        return None
+    return plan_activations(config.training.gradient_checkpointing, task, config.training, need.total, available,
+                            lambda: gradient_checkpointing(True, task.pipeline), accelerator.autocast)
+
+
 def gradient_checkpointing(requested, pipeline) -> bool:
-    """Checkpoint the UNet's (and trained text encoders') activations when asked for with `true`; `auto` is off
-    for diffusion runs, whose activations are not measured yet."""
+    """With `True`, checkpoint the UNet's (and trained text encoders') activations: backward recomputes them."""
     if requested is not True:
         return False
     pipeline.unet.enable_gradient_checkpointing()
@@ -131,21 +151,26 @@ def gradient_checkpointing(requested, pipeline) -> bool:
     return True
 
 
-def _plan(config, method, model, images: RunImages, task, accelerator, trainable, total, need, checkpointing) -> dict:
+def _plan(config, method, model, images: RunImages, task, accelerator, trainable, total, need, activations) -> dict:
     precision = "fp32" if accelerator.mixed_precision == "no" else accelerator.mixed_precision
+    measured = activations is not None and activations.total is not None
     return {
-        "method": method.name, "model": config.model, "family": model.family.label, "trainable": trainable,
-        "total": total, "memory_gib": round(need.total / memory.GIB, 3), "activations_gib": None,
-        "gradient_checkpointing": checkpointing, "precision": precision, "device": str(accelerator.device),
-        "processes": accelerator.num_processes, "learning_rate": config.training.learning_rate,
-        "text_encoder_learning_rate": config.method.text_encoder_lr, "train": len(images.train),
-        "validation": len(images.validation), "class_images": len(images.classes) if images.classes else 0,
+        "method": method.name, "model": config.model, "family": model.family.label,
+        "prediction_type": model.prediction_type, "trainable": trainable, "total": total,
+        "memory_gib": round(need.total / memory.GIB, 3),
+        "activations_gib": round(activations.total / memory.GIB, 3) if measured else None,
+        "gradient_checkpointing": bool(activations and activations.checkpointing), "precision": precision,
+        "device": str(accelerator.device), "processes": accelerator.num_processes,
+        "optimizer": config.training.optimizer,
+        "learning_rate": config.training.learning_rate, "text_encoder_learning_rate": config.method.text_encoder_lr,
+        "train": len(images.train), "validation": len(images.validation),
+        "class_images": len(images.classes) if images.classes else 0,
         "prior_loss_weight": task.objective.prior_loss_weight if images.classes else None,
         "resolution": images.train.settings.resolution, "caching": task.notes,
     }
 
 
-def _plan_line(plan: dict, need) -> str:
+def _plan_line(plan: dict, need, activations) -> str:
     rate = plan["learning_rate"]
     rate = f"{rate:g}" if isinstance(rate, float) else str(rate)
     if plan["text_encoder_learning_rate"]:
@@ -153,11 +178,12 @@ def _plan_line(plan: dict, need) -> str:
     prior = (f" + {plan['class_images']} class images (prior weight {plan['prior_loss_weight']:g})"
              if plan["class_images"] else "")
     processes = f" x {plan['processes']} processes" if plan["processes"] > 1 else ""
+    reason = f" ({activations.reason})" if activations is not None else ""
     return (
-        f"[bold]plan[/]: {plan['method']} on {plan['model']} ({plan['family']}) | trainable {plan['trainable']:,} / "
-        f"{plan['total']:,} ({100 * plan['trainable'] / plan['total']:.2f}%) | lr {rate} | memory "
-        f"{memory.describe(need)} + activations (not counted) | gradient checkpointing "
-        f"{'on' if plan['gradient_checkpointing'] else 'off'} | {plan['train']} images{prior} at "
-        f"{plan['resolution']} px | {', '.join(plan['caching'])} | precision {plan['precision']} on "
+        f"[bold]plan[/]: {plan['method']} on {plan['model']} ({plan['family']}, {plan['prediction_type']}) | "
+        f"trainable {plan['trainable']:,} / {plan['total']:,} ({100 * plan['trainable'] / plan['total']:.2f}%) | "
+        f"{plan['optimizer']} lr {rate} | memory {memory.describe(need)} + {memory.describe_activations(activations)} "
+        f"| gradient checkpointing {'on' if plan['gradient_checkpointing'] else 'off'}{reason} | {plan['train']} "
+        f"images{prior} at {plan['resolution']} px | {', '.join(plan['caching'])} | precision {plan['precision']} on "
         f"{plan['device']}{processes}"
     )

@@ -66,8 +66,13 @@ class DiffusionLoss(nn.Module):
         if "latent_parameters" in batch:
             parameters = batch["latent_parameters"]
         else:
+            # Each image once: a validation batch holds every image once per fixed timestep, and encoding the
+            # copies would cost that many VAE passes (and that batch's activations) for the same latents.
+            pixels = batch["pixels"]
+            distinct, copies = torch.unique(pixels.flatten(1), dim=0, return_inverse=True)
             with torch.no_grad():
-                parameters = vae.encode(batch["pixels"].to(vae.dtype)).latent_dist.parameters
+                encoded = vae.encode(distinct.view(-1, *pixels.shape[1:]).to(vae.dtype)).latent_dist.parameters
+            parameters = encoded[copies]
         mean, logvar = parameters.float().chunk(2, dim=1)
         std = torch.exp(0.5 * torch.clamp(logvar, -30.0, 20.0))  # as diffusers' DiagonalGaussianDistribution
         sample = mean + std * batch["latent_noise"]
@@ -96,6 +101,8 @@ class FixedSize(Sequence):
 
 class DiffusionTask(Task):
     unit = "images"
+    memory_advice = ("lower data.resolution, turn on training.gradient_checkpointing, train in bf16 or fp16, or use "
+                     "method.name: dreambooth_lora")
 
     def __init__(self, diffusion_model, train_set, val_set=None, class_set=None,
                  objective: DiffusionObjective | None = None, text_encoder_lr: float | None = None,

@@ -18,21 +18,41 @@ ADAPTER, MODEL, SINGLE_FILE = "adapter", "model", "model.safetensors"
 
 
 def save_trained(model, method, config, run_dir: Path) -> Path:
-    """`model`: the trained DiffusionModel; returns the adapter/ or model/ folder."""
-    from tunesmith.export.diffusion_lora import export_diffusers_lora
+    """`model`: the trained DiffusionModel; returns the adapter/ or model/ folder.
+
+    Each result is written under a staging name after a free-space check and renamed into place once complete
+    (export/staged.py): neither a full disk nor a kill leaves part of it under its final name, and a full disk ends
+    in one TunesmithError naming the folder and the space, the last checkpoint kept for --resume."""
+    from tunesmith.export.diffusion_lora import export_diffusers_lora, lora_bytes
+    from tunesmith.export.staged import pipeline_bytes, staged
     from tunesmith.models.diffusion import quiet_progress
     from tunesmith.models.diffusion_layout import save_single_file
 
-    pipeline = model.pipeline
-    folder = Path(run_dir) / method.saves
+    run_dir, pipeline = Path(run_dir), model.pipeline
+    folder, advice = run_dir / method.saves, _resume_advice(run_dir)
     if method.is_adapter:
-        export_diffusers_lora(pipeline, folder)
-    else:
+        with staged(folder, lora_bytes(pipeline), "save", advice) as tmp:
+            export_diffusers_lora(pipeline, tmp)
+            write_provenance(tmp, config)
+        return folder
+    weights = pipeline_bytes(pipeline)
+    # model.safetensors is renamed into place before model/: a run counts as finished once model/ is (load_trained).
+    with staged(folder, 2 * weights, "save", advice) as tmp_folder:
         with quiet_progress():
-            pipeline.save_pretrained(folder, safe_serialization=True)
-        save_single_file(pipeline, Path(run_dir) / SINGLE_FILE, model.family.name)
-    write_provenance(folder, config)
+            pipeline.save_pretrained(tmp_folder, safe_serialization=True)
+        write_provenance(tmp_folder, config)
+        with staged(run_dir / SINGLE_FILE, weights, "save", advice) as tmp_file:
+            save_single_file(pipeline, tmp_file, model.family.name)
     return folder
+
+
+def _resume_advice(run_dir: Path) -> str:
+    from tunesmith.train.checkpoint import complete_checkpoints
+
+    kept = complete_checkpoints(run_dir)
+    if not kept:
+        return "no checkpoint was kept, so --resume trains again from the start; free some space and run it again"
+    return f"the last checkpoint {kept[-1].name} is intact; free some space and continue with --resume"
 
 
 def run_config(run_dir: Path):
