@@ -1,0 +1,1 @@
+"""Stable Diffusion comparisons and full-size architecture checks."""
