@@ -6,11 +6,15 @@ import json
 import os
 import platform
 import statistics
+import sys
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
 import torch
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
 
 
 @dataclass
@@ -68,6 +72,19 @@ def machine() -> dict:
 def write_results(path: Path, payload: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def write_stamped(benchmark: str, payload: dict, output: Path | None = None, *, name: str | None = None,
+                  folder: Path = RESULTS, machine_info: dict | None = None) -> Path:
+    """Write `payload` headed by what made it (benchmark, time, command line, the machine: `machine_info` or
+    `machine()`) to `output`, by default folder/<name>-<device>-<time>.json (name: the benchmark's); the path."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    now = datetime.now()
+    path = output or folder / f"{name or benchmark.rsplit('/', 1)[-1]}-{device}-{now:%Y%m%d-%H%M}.json"
+    write_results(path, {"benchmark": benchmark, "created": now.isoformat(timespec="seconds"),
+                         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+                         "machine": machine_info if machine_info is not None else machine(), **payload})
+    return path
 
 
 def _cell(value: float | None, fmt: str) -> str:

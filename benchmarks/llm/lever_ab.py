@@ -17,7 +17,7 @@ import argparse
 import json
 import sys
 import tempfile
-from datetime import datetime
+from dataclasses import replace
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -26,25 +26,24 @@ sys.path.insert(0, str(REPO))  # as a script, only this file's folder would be o
 import torch  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
-from benchmarks.common.report import Column, markdown_table, medians, ratios, write_results  # noqa: E402
+from benchmarks.common.llm_job import add_job_options, job_settings, run_alternating  # noqa: E402
+from benchmarks.common.report import markdown_table, medians, ratios, write_stamped  # noqa: E402
 from benchmarks.llm import lora_vs_trl, patches  # noqa: E402
 
 VARIANTS = ("off", "on")
-COLUMNS = [
-    Column("tokens_per_s", "tokens/s", ".2f"),
-    Column("train_seconds", "train s", ".1f"),
-    Column("train_cpu_seconds", "train CPU s", ".1f"),
-    Column("train_peak_rss_mib", "train-phase peak RSS MiB", ".0f"),
-    Column("final_train_loss", "final train loss", ".6f"),
-    Column("test_perplexity", "test perplexity", ".4f"),
-]
+# lora_vs_trl.py's columns a lever moves, with more digits where a lever's effect is small.
+FINER = {"tokens_per_s": ".2f", "final_train_loss": ".6f", "test_perplexity": ".4f"}
+KEYS = ("tokens_per_s", "train_seconds", "train_cpu_seconds", "train_peak_rss_mib", "final_train_loss",
+        "test_perplexity")
+_SHARED = {column.key: column for column in lora_vs_trl.COLUMNS}
+COLUMNS = [replace(_SHARED[key], fmt=FINER.get(key, _SHARED[key].fmt)) for key in KEYS]
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     workdir = Path(tempfile.mkdtemp(prefix="lever_ab-"))
-    base = lora_vs_trl.make_job(args, workdir)
+    base = lora_vs_trl.make_job(job_settings(args), workdir)
     jobs = {"off": base, "on": {**base, "tunesmith_set": [*base["tunesmith_set"], *args.set],
                                 "tunesmith_patch": [*base["tunesmith_patch"], *args.patch]}}
     lever = " ".join([*args.patch, *args.set, *([f"source vs {args.off_src}"] if args.off_src else [])])
@@ -56,18 +55,17 @@ def main(argv: list[str] | None = None) -> None:
         paths[variant] = workdir / f"job-{variant}.json"
         paths[variant].write_text(json.dumps(job, indent=2))
 
-    order = [v for repeat in range(args.repeats) for v in (VARIANTS if repeat % 2 == 0 else VARIANTS[::-1])]
-    runs = []
-    for index, variant in enumerate(order, 1):
+    def launch(variant: str, stem: Path, label: str) -> dict:
         env = {"PYTHONPATH": str(args.off_src)} if variant == "off" and args.off_src else None
-        result = lora_vs_trl.run_tool("tunesmith", paths[variant], workdir / f"{index:02d}-{variant}",
-                                      f"{variant} (run {index})", env)
-        result.update(tool=variant, run=index)
-        runs.append(result)
-        print(f"[{index}/{len(order)}] {variant}: {result['tokens_per_s']:.2f} tokens/s, "
+        return lora_vs_trl.run_tool("tunesmith", paths[variant], stem, label, env)
+
+    def after(index: int, total: int, result: dict) -> None:
+        print(f"[{index}/{total}] {result['tool']}: {result['tokens_per_s']:.2f} tokens/s, "
               f"{result['train_seconds']:.1f} s "
               f"({result['train_cpu_seconds']:.1f} CPU s), final loss {result['final_train_loss']:.6f}, "
               f"load {result['load_average'][0]:.1f}", flush=True)
+
+    runs = run_alternating(VARIANTS, args.repeats, workdir, launch, after)
 
     summary = {variant: medians(runs, variant, [column.key for column in COLUMNS]) for variant in VARIANTS}
     ratio = ratios(summary["on"], summary["off"])
@@ -75,24 +73,18 @@ def main(argv: list[str] | None = None) -> None:
     same = same_results(runs)
     print(f"\nlever: {lever}; medians over {args.repeats} run(s) each:\n{table}\n{same['summary']}")
 
-    stamp = datetime.now().strftime("%Y%m%d-%H%M")
     parts = [*args.patch, *args.set, *(["source"] if args.off_src else [])]
     name = "-".join(part.replace("=", "_").replace(".", "_") for part in parts)
-    results = REPO / "benchmarks" / "results"
-    output = args.output or results / f"lever_ab-{name}-{args.workload}-{device.type}-{stamp}.json"
-    write_results(output, {
-        "benchmark": "llm/lever_ab",
-        "created": datetime.now().isoformat(timespec="seconds"),
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+    output = write_stamped("llm/lever_ab", {
         "lever": lever,
-        "machine": {**info, "load_average_after": machine.load_average()},
         "settings": jobs,
         "medians": summary,
         "ratio_on_over_off": ratio,
         "same_results": same,
         "table": table,
         "runs": runs,
-    })
+    }, args.output, name=f"lever_ab-{name}-{args.workload}",
+        machine_info={**info, "load_average_after": machine.load_average()})
     print(f"results: {output}")
 
 
@@ -104,23 +96,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a tunesmith config override in the 'on' runs (repeatable)")
     parser.add_argument("--off-src", type=Path, metavar="DIR",
                         help="the 'off' runs import tunesmith from DIR (a src folder) instead of this checkout")
-    parser.add_argument("--workload", choices=lora_vs_trl.WORKLOADS, default="short")
     parser.add_argument("--repeats", type=int, default=3, help="runs per variant")
-    parser.add_argument("--max-examples", type=int, default=64, help="train on the first N examples")
-    parser.add_argument("--max-test-examples", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
-    parser.add_argument("--tunesmith-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a tunesmith config override in both variants (repeatable)")
+    add_job_options(parser, ["workload", "max_examples", "max_test_examples", "batch_size", "precision",
+                             "tunesmith_set"],
+                    choices={"workload": lora_vs_trl.WORKLOADS}, workload="short", max_examples=64,
+                    max_test_examples=16)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     if not args.patch and not args.set and not args.off_src:
         parser.error("name the lever: --patch NAME, --set KEY=VALUE and/or --off-src DIR")
     if args.off_src and not (args.off_src / "tunesmith" / "__init__.py").is_file():
         parser.error(f"--off-src {args.off_src}: expected a src folder holding tunesmith/__init__.py")
-    # The rest of what lora_vs_trl.make_job reads, as lora_vs_trl.py's defaults.
-    args.__dict__.update(train=None, test=None, epochs=1, max_length=1024, learning_rate=2e-4, seed=0,
-                         gradient_checkpointing=False, tunesmith_patch=[], trl_set=[])
     return args
 
 

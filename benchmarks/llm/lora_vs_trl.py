@@ -23,7 +23,6 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,8 +33,9 @@ import yaml  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
 from benchmarks.common.evaluate import completion_perplexity, read_chats  # noqa: E402
+from benchmarks.common.llm_job import JOB_DEFAULTS, add_job_options, run_alternating  # noqa: E402
 from benchmarks.common.measure import Phase, run_child  # noqa: E402
-from benchmarks.common.report import Column, markdown_table, medians, ratios, write_results  # noqa: E402
+from benchmarks.common.report import RESULTS, Column, markdown_table, medians, ratios, write_stamped  # noqa: E402
 from benchmarks.llm import patches, short_rows  # noqa: E402
 from tunesmith.models.embedded import EMBEDDED_ALIAS, embedded_model_dir  # noqa: E402
 
@@ -77,40 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="LoRA SFT on the embedded model: tunesmith vs TRL SFTTrainer + PEFT (tokens/s, memory, quality)."
     )
     parser.add_argument("--repeats", type=int, help="runs per tool (default 3; 1 with --quick)")
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--max-examples", type=int, help="train on the first N examples (default all; 16 with --quick)")
-    parser.add_argument(
-        "--max-test-examples", type=int, help="score the first N test examples (default all; 16 with --quick)"
-    )
-    parser.add_argument("--batch-size", type=int, default=8, help="examples per optimizer step (no accumulation)")
-    parser.add_argument("--max-length", type=int, default=1024, help="truncate examples to this many tokens")
-    parser.add_argument("--learning-rate", type=float, default=2e-4)
-    parser.add_argument(
-        "--precision", choices=["auto", "bf16", "fp32"], default="auto",
-        help="bf16 autocast or plain fp32; auto (default): bf16 where the device runs it natively, as tunesmith picks",
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--gradient-checkpointing", action="store_true", help="turn it on for both tools (off for both by default)"
-    )
-    parser.add_argument(
-        "--workload", choices=WORKLOADS, default="cooking",
-        help="cooking: the cooking-assistant chats; short: generated JSON-extraction chats (llm/short_rows.py)",
-    )
-    parser.add_argument("--train", type=Path, help="chat JSONL, one reply each (default: the workload's)")
-    parser.add_argument("--test", type=Path, help="chat JSONL, one reply each (default: the workload's)")
-    parser.add_argument(
-        "--tunesmith-set", action="append", default=[], metavar="KEY=VALUE",
-        help="tunesmith config override, applied last (repeatable), e.g. training.packing=true",
-    )
-    parser.add_argument(
-        "--trl-set", action="append", default=[], metavar="KEY=VALUE",
-        help="SFTConfig override, applied last (repeatable), e.g. packing=true",
-    )
-    parser.add_argument(
-        "--tunesmith-patch", action="append", default=[], choices=sorted(patches.PATCHES), metavar="NAME",
-        help=f"a speed lever patched into tunesmith's run only (repeatable): {', '.join(patches.PATCHES)}",
-    )
+    add_job_options(parser, list(JOB_DEFAULTS),
+                    choices={"workload": WORKLOADS, "tunesmith_patch": sorted(patches.PATCHES)})
     parser.add_argument(
         "--output", type=Path,
         help="results JSON (default benchmarks/results/lora_vs_trl-<device>-<time>.json; a temp folder with --quick)",
@@ -136,22 +104,21 @@ def compare(args: argparse.Namespace) -> None:
     print(f"{machine.summary_line(capability)}\n{ceiling_line(capability)} = {machine.CEILING_FORMULA}", flush=True)
     job_path = workdir / "job.json"
     job_path.write_text(json.dumps(job, indent=2))
-    order = [tool for repeat in range(args.repeats) for tool in (TOOLS if repeat % 2 == 0 else TOOLS[::-1])]
-    print(f"{len(order)} runs on {device.type}, logs in {workdir}", flush=True)
+    print(f"{len(TOOLS) * args.repeats} runs on {device.type}, logs in {workdir}", flush=True)
 
-    runs = []
-    for index, tool in enumerate(order, 1):
-        result = run_tool(tool, job_path, workdir / f"{index:02d}-{tool}", f"{tool} (run {index})")
-        result.update(run=index, **ceiling_fractions(result, capability))
-        runs.append(result)
+    def after(index: int, total: int, result: dict) -> None:
+        result.update(ceiling_fractions(result, capability))
         print(
-            f"[{index}/{len(order)}] {tool}: {result['tokens_per_s']:.1f} tokens/s "
+            f"[{index}/{total}] {result['tool']}: {result['tokens_per_s']:.1f} tokens/s "
             f"({result['ceiling_fraction']:.1%} of ceiling), {result['train_seconds']:.1f} s, "
             f"{result['optimizer_steps']} steps, peak RSS {result['peak_rss_mib']:.0f} MiB, "
             f"final loss {result['final_train_loss']:.4f}, test perplexity {result['test_perplexity']:.3f}, "
             f"load {result['load_average'][0]:.1f}",
             flush=True,
         )
+
+    runs = run_alternating(TOOLS, args.repeats, workdir,
+                           lambda tool, stem, label: run_tool(tool, job_path, stem, label), after)
 
     columns = [column for column in COLUMNS if device.type == "cuda" or column.key != "peak_gpu_mib"]
     summary = {tool: medians(runs, tool, [column.key for column in columns]) for tool in TOOLS}
@@ -161,15 +128,8 @@ def compare(args: argparse.Namespace) -> None:
     print(f"\nmedians over {args.repeats} run(s) per tool:\n{table}\n{machine.summary_line(capability)}\n"
           f"{ceiling_line(capability)}; load average after {capability['load_average_after'][0]:.1f}")
 
-    stamp = datetime.now().strftime("%Y%m%d-%H%M")
-    folder = workdir if args.quick else REPO / "benchmarks" / "results"  # smoke tests stay out of the repo
-    workload = "" if args.workload == "cooking" else f"{args.workload}-"
-    output = args.output or folder / f"lora_vs_trl-{workload}{device.type}-{stamp}.json"
-    write_results(output, {
-        "benchmark": "llm/lora_vs_trl",
-        "created": datetime.now().isoformat(timespec="seconds"),
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "machine": capability,
+    workload = "" if args.workload == "cooking" else f"-{args.workload}"
+    output = write_stamped("llm/lora_vs_trl", {
         "settings": {
             **job, "train_examples": len(read_chats(job["train"])), "test_examples": len(read_chats(job["test"]))
         },
@@ -177,7 +137,8 @@ def compare(args: argparse.Namespace) -> None:
         "ratio_tunesmith_over_trl": ratio,
         "table": table,
         "runs": runs,
-    })
+    }, args.output, name=f"lora_vs_trl{workload}", machine_info=capability,
+        folder=workdir if args.quick else RESULTS)  # smoke tests stay out of the repo
     print(f"results: {output}")
 
 

@@ -18,15 +18,12 @@ import argparse
 import sys
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))  # as a script, only this file's folder would be on sys.path
 
-import torch  # noqa: E402
-
-from benchmarks.common.report import machine, write_results  # noqa: E402
+from benchmarks.common.report import write_stamped  # noqa: E402
 
 
 class RangeTestDone(Exception):
@@ -58,19 +55,12 @@ def main(argv: list[str] | None = None) -> None:
               f"{choice.steepest}; method default {default:g}; config {config.training.learning_rate:g}; "
               f"{seconds:.0f} s; curve in {config.output_dir}/lr_range.png", flush=True)
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    stamp = datetime.now().strftime("%Y%m%d-%H%M")
-    output = args.output or REPO / "benchmarks" / "results" / f"lr_auto-{device}-{stamp}.json"
-    write_results(output, {
-        "benchmark": "llm/lr_auto",
-        "created": datetime.now().isoformat(timespec="seconds"),
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "machine": machine(),
+    output = write_stamped("llm/lr_auto", {
         "config": str(args.config),
         "overrides": args.set,
         "chosen": [row["rate"] for row in results],
         "runs": results,
-    })
+    }, args.output)
     print(f"results: {output}")
 
 

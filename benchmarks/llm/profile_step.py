@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))  # as a script, only this file's folder would be o
 import torch  # noqa: E402
 
 from benchmarks.common import machine  # noqa: E402
+from benchmarks.common.llm_job import add_job_options, job_settings  # noqa: E402
 from benchmarks.common.report import write_results  # noqa: E402
 from benchmarks.llm import lora_vs_trl, patches  # noqa: E402
 
@@ -86,17 +87,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="torch.profiler over tunesmith LoRA steps, grouped by kind of work.")
-    parser.add_argument("--workload", choices=lora_vs_trl.WORKLOADS, default="cooking")
     parser.add_argument("--steps", type=int, default=4, help="profiled optimizer steps")
     parser.add_argument("--warmup", type=int, default=1, help="unprofiled optimizer steps before them (at least 1)")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=1024)
-    parser.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tunesmith-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="tunesmith config override (repeatable), e.g. method.dropout=0")
-    parser.add_argument("--tunesmith-patch", action="append", default=[], choices=sorted(patches.PATCHES),
-                        metavar="NAME", help=f"a lever from benchmarks/llm/patches.py: {', '.join(patches.PATCHES)}")
+    add_job_options(parser, ["workload", "batch_size", "max_length", "precision", "seed", "tunesmith_set",
+                             "tunesmith_patch"],
+                    choices={"workload": lora_vs_trl.WORKLOADS, "tunesmith_patch": sorted(patches.PATCHES)})
     parser.add_argument("--shapes", action="store_true",
                         help="record input shapes: the results add the matrix products' time by shape")
     parser.add_argument("--label", help="a name for this profile in --table (default: its settings)")
@@ -115,12 +110,7 @@ def run_profiled(args: argparse.Namespace) -> dict:
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     workdir = Path(tempfile.mkdtemp(prefix="profile_step-"))
-    job = lora_vs_trl.make_job(argparse.Namespace(
-        workload=args.workload, train=None, test=None, max_examples=None, max_test_examples=0, epochs=1,
-        batch_size=args.batch_size, max_length=args.max_length, learning_rate=2e-4, precision=args.precision,
-        seed=args.seed, gradient_checkpointing=False, tunesmith_set=args.tunesmith_set,
-        tunesmith_patch=args.tunesmith_patch, trl_set=[],
-    ), workdir)
+    job = lora_vs_trl.make_job(job_settings(args, max_test_examples=0), workdir)  # profiles training only
     print(f"measuring the machine ({device.type}) ...", flush=True)
     info = machine.describe(device)
     print(machine.summary_line(info), flush=True)

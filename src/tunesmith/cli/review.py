@@ -1,4 +1,5 @@
-"""`tunesmith review RUN_DIR [--against zero_shot|few_shot] [--port N] [--tally]`: blind side-by-side review."""
+"""`tunesmith review RUN_DIR [--against zero_shot|few_shot|scratch] [--port N] [--tally]`: blind side-by-side
+review."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ def register(app: typer.Typer) -> None:
     def review_command(
         run_dir: Path = typer.Argument(..., help="a run folder with eval/examples.jsonl or report.json"),
         against: Optional[str] = typer.Option(
-            None, "--against", help="baseline to compare with: zero_shot or few_shot (default: few_shot if present)"
+            None, "--against", help="baseline to compare with: zero_shot, few_shot or scratch (a row of the run's "
+                                    "`tunesmith eval`; default: few_shot if present, else zero_shot)"
         ),
         port: int = typer.Option(8765, "--port", min=0, max=65535, help="port on 127.0.0.1; 0 picks a free one"),
         tally_only: bool = typer.Option(False, "--tally", help="write and print the tally of the votes, no server"),

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from tunesmith.config.eval_metrics import ComparisonSettings, TaskMetrics
 from tunesmith.config.section import Section
+from tunesmith.config.training import _or_auto
+
+ScratchLearningRate = Annotated[
+    Annotated[float, Field(gt=0)] | Literal["auto"],
+    _or_auto("Input should be a number above 0, or 'auto' (GPT-3's pretraining rate for the nearest model size)"),
+]
+
+
+class ScratchBaseline(Section):
+    """`tunesmith eval --baselines scratch`: how the from-scratch twin of the run trains (the rest is the run's)."""
+
+    learning_rate: ScratchLearningRate = Field(
+        "auto", description="auto: GPT-3's pretraining rate for the nearest model size (Brown et al. 2020)"
+    )
 
 
 class EvalConfig(Section):
@@ -28,3 +42,5 @@ class EvalConfig(Section):
     task: TaskMetrics = Field(default_factory=TaskMetrics, description="label, JSON and format-adherence metrics")
     comparison: ComparisonSettings = Field(default_factory=ComparisonSettings,
                                            description="few-shot k, bootstrap resamples, forgetting threshold")
+    scratch: ScratchBaseline = Field(default_factory=ScratchBaseline,
+                                     description="the from-scratch baseline's learning rate")

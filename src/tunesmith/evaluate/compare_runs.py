@@ -14,7 +14,7 @@ from rich.table import Table
 
 from tunesmith.errors import DataError, TunesmithError
 from tunesmith.evaluate.eval_report import number
-from tunesmith.evaluate.rows import BASELINES
+from tunesmith.evaluate.row_names import BASELINES
 
 REPORTS = (Path("eval") / "report.json", Path("report.json"))
 

@@ -9,7 +9,8 @@ from tunesmith.config.eval_metrics import ComparisonSettings
 from tunesmith.errors import ConfigError
 from tunesmith.evaluate.bootstrap import Difference, paired_difference, resample_counts, verdict
 from tunesmith.evaluate.metrics import Metric
-from tunesmith.evaluate.rows import BASELINES, ROW_LABELS, Row
+from tunesmith.evaluate.row_names import BASELINES, ROW_LABELS
+from tunesmith.evaluate.rows import Row
 
 # Without eval.comparison.headline, the verdict uses the first of these that was computed, else the first metric.
 _HEADLINE_PREFERENCE = ("label_accuracy", "json_fields", "format", "exact_match")

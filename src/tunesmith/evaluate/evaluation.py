@@ -32,7 +32,8 @@ from tunesmith.evaluate.metrics import PERPLEXITY
 from tunesmith.evaluate.plots import differences_png
 from tunesmith.evaluate.report_html import html_report
 from tunesmith.evaluate.review_section import review_section
-from tunesmith.evaluate.rows import BASELINES, Row, Scorer, chosen_metrics, references_of
+from tunesmith.evaluate.row_names import BASELINES
+from tunesmith.evaluate.rows import Row, Scorer, chosen_metrics, references_of
 
 EVAL_DIR = "eval"
 

@@ -20,10 +20,6 @@ from tunesmith.evaluate.losses import answer_encoding, text_encoding, token_loss
 from tunesmith.evaluate.metrics import PERPLEXITY, TEXT_METRICS, Metric, check_metric_names
 from tunesmith.evaluate.task_metrics import task_metrics
 
-ROW_LABELS = {"zero_shot": "the base model zero-shot", "few_shot": "few-shot prompting",
-              "scratch": "the same architecture trained from scratch", "tuned": "the tuned model"}
-BASELINES = ("zero_shot", "few_shot", "scratch")
-DEFAULT_BASELINES = ("zero_shot", "few_shot")  # scratch trains a model, so it is asked for by name
 
 
 @dataclass(frozen=True)

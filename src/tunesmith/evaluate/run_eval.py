@@ -25,7 +25,8 @@ from tunesmith.errors import DataError, TunesmithError
 from tunesmith.evaluate.evaluation import EvalResult, GeneralText, eval_settings, scorer_for, write_evaluation
 from tunesmith.evaluate.few_shot import choose_shots, with_shots
 from tunesmith.evaluate.forgetting import general_passages
-from tunesmith.evaluate.rows import BASELINES, DEFAULT_BASELINES, Row
+from tunesmith.evaluate.row_names import BASELINES, DEFAULT_BASELINES
+from tunesmith.evaluate.rows import Row
 from tunesmith.evaluate.scratch import case_study, train_scratch
 from tunesmith.evaluate.training_budget import read_training
 

@@ -4,7 +4,8 @@ quality (the scores), time (training seconds) and compute (training tokens and F
 
 The scratch run is an ordinary run (`tunesmith.run.run`): same data, seed, batching and schedule as the tuned run,
 `model_init: scratch` with `method: full`, `training.max_steps` = the tuned run's steps, and a pretraining learning
-rate (below). A finished one is reused by a second evaluation; a stopped one continues where it stopped.
+rate (below), or the one `eval.scratch.learning_rate` sets. A finished one is reused by a second evaluation; a
+stopped one continues where it stopped.
 """
 
 from __future__ import annotations
@@ -29,11 +30,20 @@ PRETRAINING_NOTE = ("compute counts this training only: the base model's own pre
                     "inherits, is not included")
 
 
-def scratch_learning_rate(parameters: int | None) -> tuple[float, str]:
-    """(rate, why): GPT-3's rate for the model size nearest to `parameters` on a log scale (unknown: the smallest)."""
-    size, rate = min(PRETRAINING_RATES, key=lambda row: abs(math.log(row[0] / max(parameters or 1, 1))))
-    return rate, (f"learning rate {rate:g}: GPT-3's pretraining rate for the nearest model size ({size / 1e6:,.0f}M "
-                  "parameters; Brown et al. 2020, table 2.1), since fine-tuning rates barely move random weights")
+def pretraining_rate(parameters: int | None) -> tuple[float, float]:
+    """(model size, rate): GPT-3's row nearest to `parameters` on a log scale (unknown: the smallest)."""
+    return min(PRETRAINING_RATES, key=lambda row: abs(math.log(row[0] / max(parameters or 1, 1))))
+
+
+def scratch_learning_rate(parameters: int | None, configured: float | str = "auto") -> tuple[float, str]:
+    """(rate, why): `eval.scratch.learning_rate`, or under auto GPT-3's pretraining rate for the nearest size."""
+    size, rate = pretraining_rate(parameters)
+    gpt3 = (f"GPT-3's pretraining rate for the nearest model size ({size / 1e6:,.0f}M parameters; Brown et al. "
+            "2020, table 2.1)")
+    if configured != "auto":
+        return configured, f"learning rate {configured:g}: set by eval.scratch.learning_rate (auto: {rate:g}, {gpt3})"
+    return rate, (f"learning rate {rate:g} (eval.scratch.learning_rate: auto): {gpt3}, since fine-tuning rates "
+                  "barely move random weights")
 
 
 def scratch_config(config: RunConfig, budget: Training, run_dir: Path, learning_rate: float) -> RunConfig:
@@ -64,7 +74,7 @@ def train_scratch(config: RunConfig, run_dir: Path, parameters: int | None, cons
     from tunesmith.train.loop import TrainingInterrupted
 
     budget = read_training(run_dir)
-    learning_rate, why = scratch_learning_rate(parameters)
+    learning_rate, why = scratch_learning_rate(parameters, config.eval.scratch.learning_rate)
     scratch = scratch_config(config, budget, run_dir, learning_rate)
     folder = Path(scratch.output_dir)
     saved = folder / "config.yaml"

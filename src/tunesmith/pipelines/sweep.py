@@ -22,6 +22,7 @@ from pathlib import Path
 from rich.console import Console
 
 from tunesmith.config.schema import RunConfig
+from tunesmith.db_urls import with_driver, masked
 from tunesmith.errors import ConfigError
 from tunesmith.pipelines import sweep_report as report
 from tunesmith.pipelines.sweep_space import (check_objective, check_space, check_space_unchanged, suggest, trial_config,
@@ -176,7 +177,7 @@ def run_sweep(config: RunConfig, *, console: Console | None = None, on_event=Non
             study.pruner = _pruner(sweep)
             done = len(study.get_trials(deepcopy=False, states=finished_states))
             console.print(f"[bold]sweep[/] study {name}: {direction} {sweep.metric} over {', '.join(sweep.space)} | "
-                          f"{done} of {sweep.trials} trials finished | storage {_shown(url)}", soft_wrap=True)
+                          f"{done} of {sweep.trials} trials finished | storage {masked(url)}", soft_wrap=True)
             objective = Objective(config, sweep_dir, study, console, on_event, cancel, sweep.pruner == "median")
             try:
                 if done < sweep.trials:
@@ -201,7 +202,7 @@ def _open_study(url: str, name: str, direction: str, metric: str):
     if stored is None:
         study.set_user_attr("metric", metric)
     elif stored != metric or study.direction.name.lower() != direction:
-        raise ConfigError(f"sweep: study '{name}' in {_shown(url)} is set to {study.direction.name.lower()} {stored}, "
+        raise ConfigError(f"sweep: study '{name}' in {masked(url)} is set to {study.direction.name.lower()} {stored}, "
                           f"not {direction} {metric}; name another study with sweep.study or --set sweep.study=...")
     return study
 
@@ -212,30 +213,12 @@ def _storage(url: str):
     import sqlalchemy.exc
 
     try:
-        return optuna.storages.RDBStorage(_with_driver(url), heartbeat_interval=HEARTBEAT_S,
+        return optuna.storages.RDBStorage(with_driver(url), heartbeat_interval=HEARTBEAT_S,
                                           heartbeat_stale_trial_callback=continue_later)
     except (ImportError, ValueError, sqlalchemy.exc.SQLAlchemyError) as exc:
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise ConfigError(f"sweep.storage: cannot open {_shown(url)} ({reason}); give a database URL such as "
+        raise ConfigError(f"sweep.storage: cannot open {masked(url)} ({reason}); give a database URL such as "
                           "sqlite:///sweep.db or postgresql://user@host/db") from None
-
-
-def _with_driver(url: str) -> str:
-    """`postgresql://` means psycopg 3 (SQLAlchemy's default would be psycopg2, which tunesmith does not install)."""
-    for plain in ("postgresql://", "postgres://"):
-        if url.startswith(plain):
-            return "postgresql+psycopg://" + url[len(plain):]
-    return url
-
-
-def _shown(url: str) -> str:
-    """The URL without its password, for the terminal and trials.json."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: opening it reports the error
-        return url
 
 
 def _sampler(sweep, seed: int):
@@ -267,7 +250,7 @@ def _write_outputs(study, config: RunConfig, sweep_dir: Path, name: str, url: st
     shares = report.importances(study)
     plot = report.write_importance_plot(sweep_dir / report.IMPORTANCE_PNG, shares, metric) if shares else None
     rows = report.trial_rows(study)
-    summary = {"study": name, "storage": _shown(url), "metric": metric, "direction": direction,
+    summary = {"study": name, "storage": masked(url), "metric": metric, "direction": direction,
                "best": best.number if best else None, "best_value": best.value if best else None,
                "best_config": str(best_config) if best_config else None, "importance": shares}
     table, _ = report.write_tables(sweep_dir, rows, summary, keys)

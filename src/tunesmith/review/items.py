@@ -1,7 +1,9 @@
 """What reviewers compare: one prompt with a baseline answer and the tuned answer, read from a run folder.
 
-The evaluation command writes eval/examples.jsonl (every test example, every system's answer); runs scored only at the
-end of training have report.json, whose few "samples" hold the base model's answer (zero-shot) and the tuned one.
+The evaluation command writes eval/examples.jsonl (every test example, every system's answer: zero_shot, few_shot,
+scratch with `--baselines scratch`, tuned); runs scored only at the end of training have report.json, whose few
+"samples" hold the base model's answer (zero-shot) and the tuned one. The baselines are the evaluation's own names
+(evaluate/row_names.py), so a row the evaluation adds can be reviewed without a change here.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunesmith.errors import DataError, TunesmithError
+from tunesmith.evaluate.row_names import BASELINES
 
-BASELINES = ("zero_shot", "few_shot")
+# The default comparison: prompting the base model is the alternative to beat, few-shot first.
+PREFERRED = ("few_shot", "zero_shot")
 EXAMPLES_FILE = Path("eval") / "examples.jsonl"
 REPORT_FILE = Path("report.json")
 # report.json names its zero-shot column after the model it came from.
@@ -66,7 +70,7 @@ def _read_examples(path: Path) -> list[dict]:
         if not isinstance(prompt, str):
             raise DataError(f"{where}: 'prompt' must be a string")
         if not isinstance(answers, dict):
-            raise DataError(f"{where}: 'answers' must be an object mapping zero_shot, few_shot, tuned to text")
+            raise DataError(f"{where}: 'answers' must be an object mapping {', '.join(BASELINES)}, tuned to text")
         seen[example_id] = number
         rows.append({"id": example_id, "prompt": prompt, "answers": answers})
     return rows
@@ -110,14 +114,16 @@ class RunAnswers:
     baselines: tuple[str, ...]  # the baselines that answered on those rows
 
     def compared_with(self, against: str | None = None) -> ReviewSet:
-        """The items that have both the `against` baseline's answer and the tuned one (None: few_shot if any has it)."""
+        """The items that have both the `against` baseline's answer and the tuned one (None: few_shot if any has it,
+        else zero_shot, else the first baseline there)."""
         if against is not None and against not in BASELINES:
             raise TunesmithError(f"--against {against!r}: choose one of {', '.join(BASELINES)}")
-        chosen = against or ("few_shot" if "few_shot" in self.baselines else "zero_shot")
+        chosen = against or next((name for name in PREFERRED if name in self.baselines), self.baselines[0])
         if chosen not in self.baselines:
             raise TunesmithError(
                 f"--against {chosen}: no example in {self.source} has both a {chosen} and a tuned answer "
-                f"(baselines there: {', '.join(self.baselines)})"
+                f"(baselines there: {', '.join(self.baselines)}); run `tunesmith eval {self.run_dir} --baselines "
+                f"{chosen}` to add its answers"
             )
         items = tuple(
             ReviewItem(row["id"], row["prompt"], baseline=row["answers"][chosen], tuned=row["answers"]["tuned"])
@@ -142,7 +148,7 @@ def read_run_answers(run_dir: Path) -> RunAnswers:
     baselines = tuple(name for name in BASELINES if _answered(tuned_rows, name))
     if not baselines:
         raise TunesmithError(
-            f"nothing to review in {source}: no example has both a baseline (zero_shot or few_shot) and a tuned "
+            f"nothing to review in {source}: no example has both a baseline ({', '.join(BASELINES)}) and a tuned "
             f"answer; run `tunesmith eval {run_dir}` to write them"
         )
     return RunAnswers(run_dir=run_dir, source=source, rows=tuned_rows, baselines=baselines)

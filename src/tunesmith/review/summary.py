@@ -12,6 +12,7 @@ from pathlib import Path
 from statistics import mean
 
 from tunesmith.atomic import write_text_atomic
+from tunesmith.evaluate.row_names import ROW_LABELS
 from tunesmith.review.items import ReviewSet, RunAnswers, read_run_answers
 from tunesmith.review.stats import cohen_kappa, fleiss_kappa, item_agreement, wilson_interval
 from tunesmith.review.votes import VOTES_FILE, WINNERS, VoteStore, latest_votes
@@ -70,6 +71,7 @@ def tally(review_set: ReviewSet, votes: list[dict]) -> dict:
     outcomes = Counter(vote["winner"] for vote in counted)
     return {
         "against": review_set.against,
+        "against_label": ROW_LABELS[review_set.against],
         "source": str(review_set.source),
         "items": len(review_set.items),
         "items_reviewed": len(by_item),
@@ -136,7 +138,8 @@ def agreement_line(agreement: dict | None) -> str:
 
 def summary_markdown(summary: dict) -> str:
     """A Markdown section for one comparison, for review/report.md or the evaluation report."""
-    lines = [f"## Human review: tuned vs {summary['against']}", "", f"- {headline(summary)}"]
+    lines = [f"## Human review: tuned vs {summary['against']}", "",
+             f"- baseline: {summary['against']}, {summary['against_label']}", f"- {headline(summary)}"]
     if summary["win_rate"] is not None:
         outcomes = summary["outcomes"]
         lines += [

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tunesmith.errors import DataError, TunesmithError
+from tunesmith.evaluate.row_names import BASELINES
 
 VOTES_FILE = Path("review") / "votes.jsonl"
 WINNERS = ("tuned", "baseline", "tie")
@@ -55,7 +56,7 @@ def _check(record, where: str) -> dict:
     if not isinstance(record.get("comment", ""), str):
         raise DataError(f"{where}: 'comment' must be a string")
     if not isinstance(record.get("against"), str):
-        raise DataError(f"{where}: 'against' must name the baseline (zero_shot or few_shot)")
+        raise DataError(f"{where}: 'against' must name the baseline ({', '.join(BASELINES)})")
     return record
 
 

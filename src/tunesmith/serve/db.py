@@ -21,6 +21,7 @@ import time
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from tunesmith.db_urls import with_driver
 from tunesmith.serve.tables import Base
 
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -31,7 +32,7 @@ POOL = {"pool_size": 10, "max_overflow": 40}
 
 
 def make_engine(url: str) -> Engine:
-    url = _with_driver(url)
+    url = with_driver(url)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **POOL)
         transactions = _SqliteTransactions()
@@ -65,14 +66,6 @@ def _refuse_writes(session: Session, _context, _instances) -> None:
 
 def now() -> int:
     return int(time.time())
-
-
-def _with_driver(url: str) -> str:
-    """`postgresql://` means psycopg 3 (SQLAlchemy's default would be psycopg2, which we do not install)."""
-    for plain in ("postgresql://", "postgres://"):
-        if url.startswith(plain):
-            return "postgresql+psycopg://" + url[len(plain):]
-    return url
 
 
 class _SqliteTransactions:
