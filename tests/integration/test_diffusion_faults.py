@@ -447,8 +447,10 @@ def test_a_cut_step_trains_on_the_same_noise_as_the_uncut_step(cut_run, straight
     trained, _, _ = cut_run
     reference = straight("dreambooth_lora", **AUTO)
     assert_same_losses(trained.run_dir, reference.run_dir, rel=1e-5)
-    # Up to float rounding: a cut step sums its gradient in two parts (measured: 1.8e-6 on weights of size ~1).
-    assert_same_weights(trained.run_dir, reference.run_dir, atol=1e-5)
+    # Up to float rounding: a cut step sums its gradient in two parts, and Adam divides by the gradient's own size,
+    # which magnifies that rounding where a gradient is near zero (lora_A's, while lora_B is still near its zero
+    # start). Measured: 1.4e-5 at most, at a learning rate of 5e-3; another noise draw moves weights by ~the rate.
+    assert_same_weights(trained.run_dir, reference.run_dir, atol=1e-4)
 
 
 def test_an_image_pair_that_never_fits_ends_the_run_with_the_memory_plan(workspace):

@@ -43,7 +43,7 @@ def race(monkeypatch, settings, caller, bodies: list[JobCreate]) -> tuple[list, 
     """Each body created from its own thread and engine (like separate server processes), all past the key lookup
     before any writes; returns each one's job id or error, and how often the key was looked up."""
     barrier = threading.Barrier(len(bodies), timeout=60)
-    build, lookup = job_store.run_config, job_store._idempotent_job
+    build, lookup = job_store.job_config, job_store._idempotent_job
     lookups = []
 
     def after_the_lookup(*args, **kwargs):
@@ -54,7 +54,7 @@ def race(monkeypatch, settings, caller, bodies: list[JobCreate]) -> tuple[list, 
         lookups.append(1)
         return lookup(*args, **kwargs)
 
-    monkeypatch.setattr(job_store, "run_config", after_the_lookup)
+    monkeypatch.setattr(job_store, "job_config", after_the_lookup)
     monkeypatch.setattr(job_store, "_idempotent_job", counted_lookup)
     results: list = [None] * len(bodies)
 
