@@ -1,10 +1,8 @@
-"""Loaded Stable Diffusion pipelines for image generation: each base once, tuned LoRA runs as adapters on it, full
-DreamBooth runs whole; at most `capacity` tuned models stay loaded, the least recently used evicted.
+"""Loaded Stable Diffusion pipelines for image generation (adapter_cache.py): LoRA runs share their base, full
+DreamBooth runs are loaded whole.
 
-As for language models (inference.py), LoRA runs of one base share its weights: a run's LoRA is loaded onto the
-base pipeline under an adapter name of its own (`load_lora_weights`), a drawing turns it on with `set_adapters`
-(or `disable_lora` for the base itself), and eviction deletes it. One drawing at a time per pipeline, since the
-active adapter is state of the pipeline. A tuned model draws with its run's settings (the validation grids' steps,
+A run's LoRA is loaded onto the base pipeline under an adapter name of its own (`load_lora_weights`), a drawing
+turns it on with `set_adapters` (or `disable_lora` for the base itself), and eviction deletes it. A tuned model draws with its run's settings (the validation grids' steps,
 guidance, negative prompt and size) unless a request says otherwise; image j is drawn from seed + j, as in the
 run's grids.
 """
@@ -13,16 +11,14 @@ from __future__ import annotations
 
 import base64
 import io
-import itertools
 import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-RETRIES = 3
+from tunesmith.serve.adapter_cache import AdapterCache, Evicted, Tuned
 
 
 @dataclass(frozen=True)
@@ -49,10 +45,6 @@ class Request:
         chosen = {key: value for key in ("size", "steps", "guidance_scale", "negative_prompt")
                   if (value := getattr(self, key)) is not None}
         return replace(defaults, **chosen)
-
-
-class _Evicted(Exception):
-    """The adapter was evicted between lookup and use; load it again."""
 
 
 @dataclass
@@ -105,101 +97,48 @@ class _Base:
         self.adapters.discard(name)
 
     @contextmanager
-    def drawing(self, adapter: str | None, defaults: Settings) -> Iterator[Drawer]:
+    def using(self, adapter: str | None) -> Iterator[object]:
         with self.lock:
             if adapter is None:
                 if self.adapters:
                     self.pipeline.disable_lora()
             elif adapter not in self.adapters:
-                raise _Evicted(adapter)
+                raise Evicted(adapter)
             else:
                 self.pipeline.enable_lora()
                 self.pipeline.set_adapters(adapter)
-            yield Drawer(self.pipeline, defaults)
+            yield self.pipeline
 
 
-@dataclass
-class _Tuned:
-    defaults: Settings
-    base: _Base | None = None  # a LoRA run: the shared base and the adapter's name on it
-    adapter: str | None = None
-    whole: object = None  # a full DreamBooth run: a pipeline of its own, with its lock
-    lock: threading.Lock | None = None
-
-
-class PipelineCache:
+class PipelineCache(AdapterCache):
     def __init__(self, capacity: int):
-        self.capacity = max(1, capacity)
-        self._lock = threading.Lock()  # guards loading and eviction; drawing holds the pipeline's own lock
-        self._bases: dict[str, _Base] = {}
-        self._tuned: OrderedDict[str, _Tuned] = OrderedDict()
-        self._names = (f"a{i}" for i in itertools.count(1))
-
-    def loaded(self) -> list[str]:
-        return list(self._tuned)
-
-    def load_base(self, spec: str) -> _Base:
-        with self._lock:
-            return self._base(spec)
+        super().__init__(capacity, _Base, _open_tuned)
 
     @contextmanager
     def base(self, spec: str) -> Iterator[Drawer]:
-        base = self.load_base(spec)
-        with base.drawing(None, base.defaults) as drawer:
-            yield drawer
+        with self.using_base(spec) as (base, pipeline):
+            yield Drawer(pipeline, base.defaults)
 
     @contextmanager
     def tuned(self, model_id: str, run_dir: Path) -> Iterator[Drawer]:
-        for attempt in range(RETRIES):
-            entry = self.load_tuned(model_id, run_dir)
-            if entry.base is None:
-                with entry.lock:
-                    yield Drawer(entry.whole, entry.defaults)
-                return
-            try:
-                with entry.base.drawing(entry.adapter, entry.defaults) as drawer:
-                    yield drawer
-                return
-            except _Evicted:
-                if attempt == RETRIES - 1:
-                    raise
+        with self.using_tuned(model_id, run_dir) as (entry, pipeline):
+            yield Drawer(pipeline, entry.details)
 
-    def load_tuned(self, model_id: str, run_dir: Path) -> _Tuned:
-        from tunesmith.export.diffusion_lora import DIFFUSERS_WEIGHT_NAME
-        from tunesmith.tasks.diffusion import trained
 
-        with self._lock:
-            if model_id in self._tuned:
-                self._tuned.move_to_end(model_id)
-                return self._tuned[model_id]
-            config = trained.run_config(run_dir)
-            lora = Path(run_dir) / trained.ADAPTER / DIFFUSERS_WEIGHT_NAME
-            if lora.is_file():
-                base = self._base(config.model)
-                entry = _Tuned(_run_defaults(config, base.family), base=base, adapter=next(self._names))
-                with base.lock:
-                    base.add(entry.adapter, lora)
-            else:
-                from tunesmith.serve.inference import on_device
+def _open_tuned(cache: AdapterCache, run_dir: Path) -> Tuned:
+    from tunesmith.export.diffusion_lora import DIFFUSERS_WEIGHT_NAME
+    from tunesmith.serve.inference import on_device
+    from tunesmith.tasks.diffusion import trained
 
-                model, config = trained.load_trained(run_dir)
-                entry = _Tuned(_run_defaults(config, model.family), whole=on_device(model.pipeline),
-                               lock=threading.Lock())
-            self._tuned[model_id] = entry
-            while len(self._tuned) > self.capacity:
-                self._evict(self._tuned.popitem(last=False)[1])
-            return entry
-
-    def _base(self, spec: str) -> _Base:
-        if spec not in self._bases:
-            self._bases[spec] = _Base(spec)
-        return self._bases[spec]
-
-    @staticmethod
-    def _evict(entry: _Tuned) -> None:
-        if entry.base is not None:
-            with entry.base.lock:  # not while one of its drawings runs
-                entry.base.remove(entry.adapter)
+    config = trained.run_config(run_dir)
+    lora = run_dir / trained.ADAPTER / DIFFUSERS_WEIGHT_NAME
+    if lora.is_file():
+        base, name = cache.shared_base(config.model), cache.new_adapter_name()
+        with base.lock:
+            base.add(name, lora)
+        return Tuned(_run_defaults(config, base.family), base=base, adapter=name)
+    model, config = trained.load_trained(run_dir)  # a full DreamBooth run: a pipeline of its own
+    return Tuned(_run_defaults(config, model.family), whole=on_device(model.pipeline))
 
 
 def _run_defaults(config, family) -> Settings:
