@@ -1,7 +1,6 @@
 """Stable Diffusion through `tunesmith.run.run`: each method trains, only its parameters change, prior preservation,
 exact resume, and the run's generate / export commands (tiny SD 1.x pipeline at 32 px)."""
 
-import dataclasses
 import warnings
 from pathlib import Path
 
@@ -11,26 +10,17 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from tests.diffusion.run_helpers import PROMPT, SMALL, changed, initial_pipeline, state, subject_images, train_run
 from tunesmith import events as ev
 from tunesmith.config.load import build_config
 from tunesmith.run import run
 from tunesmith.train.loop import CancelToken, TrainingInterrupted
 
-PROMPT = "a photo of sks dog"
-SMALL = {"resolution": 32, "bucket_step": 8, "min_bucket_side": 16, "min_size": 16}
 METHODS = {
     "lora": {"name": "lora", "train_text_encoder": True, "text_encoder_lr": 5e-3},
     "dreambooth": {"name": "dreambooth", "ema": True, "ema_decay": 0.99},
     "dreambooth_lora": {"name": "dreambooth_lora", "prior_loss_weight": 0.5},
 }
-
-
-def subject_images(folder, n=2, seed=0):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    return folder
 
 
 def run_config(model_dir, images, out, method, steps=6, **training):
@@ -44,21 +34,6 @@ def run_config(model_dir, images, out, method, steps=6, **training):
         "validation": {"prompts": [PROMPT], "n": 2, "steps": 2, "every": 3},
         "output_dir": str(out),
     })
-
-
-@dataclasses.dataclass
-class Trained:
-    config: object
-    result: object
-    events: list
-
-
-def train_run(config, **kwargs) -> Trained:
-    seen = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = run(config, on_event=seen.append, **kwargs)
-    return Trained(config, result, seen)
 
 
 @pytest.fixture(scope="module")
@@ -84,37 +59,13 @@ def trained(tiny_sd_dir, tmp_path_factory, cache):
     return get
 
 
-def of_type(trained: Trained, kind):
-    return [e for e in trained.events if isinstance(e, kind)]
-
-
-def state(module):
-    return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
-
-
-def initial_pipeline(config):
-    """The base as the run started: loaded, the method applied with the run's seed (LoRA's initial A)."""
-    from accelerate.utils import set_seed
-
-    from tunesmith.methods import registry
-    from tunesmith.models.diffusion import load_diffusion
-
-    model = load_diffusion(config.model)
-    set_seed(config.training.seed)
-    return registry.of(config.method).apply(model, config.method, None).pipeline
-
-
-def changed(before: dict, after: dict) -> set[str]:
-    return {name for name, tensor in after.items() if not torch.equal(before[name], tensor)}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("name", list(METHODS))
 def test_each_method_trains_only_its_parameters_and_the_held_out_loss_falls(trained, name):
     from tunesmith.tasks.diffusion.trained import load_trained
 
     run_ = trained(name)
-    losses = [e.val_loss for e in of_type(run_, ev.Evaluation)]
+    losses = [e.val_loss for e in run_.of_type(ev.Evaluation)]
     assert len(losses) == 6 and losses[-1] < losses[0], losses
     tuned, _ = load_trained(run_.result.run_dir)
     start = initial_pipeline(run_.config)
@@ -132,13 +83,13 @@ def test_each_method_trains_only_its_parameters_and_the_held_out_loss_falls(trai
 @pytest.mark.slow
 def test_prior_preservation_trains_a_class_image_beside_each_subject_image(trained, cache):
     run_ = trained("dreambooth_lora")
-    plan = of_type(run_, ev.Planned)[0].plan
+    plan = run_.of_type(ev.Planned)[0].plan
     assert (plan["train"], plan["class_images"], plan["prior_loss_weight"]) == (2, 2, 0.5)
-    steps = of_type(run_, ev.Step)
+    steps = run_.of_type(ev.Step)
     assert steps[-1].seen == 6 * (2 + 2)  # every step: both subject images and a class image for each
     assert len(list(cache.glob("class_images/*/tunesmith-class-*.png"))) == 2
-    plain = of_type(trained("lora"), ev.Planned)[0].plan
-    assert (plain["class_images"], of_type(trained("lora"), ev.Step)[-1].seen) == (0, 6 * 2)
+    plain = trained("lora").of_type(ev.Planned)[0].plan
+    assert (plain["class_images"], trained("lora").of_type(ev.Step)[-1].seen) == (0, 6 * 2)
 
 
 @pytest.mark.slow
@@ -191,7 +142,7 @@ def test_a_stopped_run_resumes_to_the_same_weights(tiny_sd_dir, tmp_path, cache,
         run(config, on_event=stop_at(2, token), cancel=token)
     resumed = train_run(config, resume=True)
 
-    assert of_type(resumed, ev.TrainingStarted)[0].step == 2
+    assert resumed.of_type(ev.TrainingStarted)[0].step == 2
     a, _ = load_trained(straight.result.run_dir)
     b, _ = load_trained(resumed.result.run_dir)
     for part in ("unet", "text_encoder"):

@@ -2,7 +2,6 @@
 method trains only its parameters, validates (grids, held-out loss) and saves; generate and the exports work on the
 result. Tiny pipelines of each family from tests/diffusion/conftest.py (random weights, 32 px)."""
 
-import dataclasses
 import json
 import warnings
 
@@ -13,12 +12,10 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from tests.diffusion.run_helpers import PROMPT, SMALL, initial_pipeline, state, subject_images, train_run
 from tunesmith import events as ev
 from tunesmith.config.load import build_config
-from tunesmith.run import run
 
-PROMPT = "a photo of sks dog"
-SMALL = {"resolution": 32, "bucket_step": 8, "min_bucket_side": 16, "min_size": 16}
 STEPS = 2
 METHODS = {
     "lora": {"name": "lora", "train_text_encoder": True},
@@ -27,14 +24,6 @@ METHODS = {
 }
 LABELS = {"sd2": "SD 2.x", "sdxl": "SDXL"}
 ENCODERS = {"sd2": ("text_encoder",), "sdxl": ("text_encoder", "text_encoder_2")}
-
-
-def subject_images(folder, n=2):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
-    return folder
 
 
 def family_config(model_dir, images, out, method):
@@ -50,16 +39,6 @@ def family_config(model_dir, images, out, method):
     })
 
 
-@dataclasses.dataclass
-class Trained:
-    config: object
-    result: object
-    events: list
-
-    def of_type(self, kind):
-        return [e for e in self.events if isinstance(e, kind)]
-
-
 @pytest.fixture(scope="module")
 def trained(tiny_dirs, tmp_path_factory):
     """(family, method) -> a finished run (each trained once per module)."""
@@ -72,30 +51,10 @@ def trained(tiny_dirs, tmp_path_factory):
                 root = tmp_path_factory.mktemp(f"{family}-{name}")
                 config = family_config(tiny_dirs[family], subject_images(root / "images"), root / "run",
                                        METHODS[name])
-                seen = []
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    result = run(config, on_event=seen.append)
-                runs[family, name] = Trained(config, result, seen)
+                runs[family, name] = train_run(config)
             return runs[family, name]
 
         yield get
-
-
-def state(module):
-    return {name: tensor.detach().clone() for name, tensor in module.state_dict().items()}
-
-
-def initial_pipeline(config):
-    """The base as the run started: loaded, the method applied with the run's seed (LoRA's initial A)."""
-    from accelerate.utils import set_seed
-
-    from tunesmith.methods import registry
-    from tunesmith.models.diffusion import load_diffusion
-
-    model = load_diffusion(config.model)
-    set_seed(config.training.seed)
-    return registry.of(config.method).apply(model, config.method, None).pipeline
 
 
 @pytest.mark.slow

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PROMPT = "a photo of sks dog"
-CLASS_PROMPT = "a photo of a dog"
-SMALL = {"resolution": 32, "bucket_step": 8, "min_bucket_side": 16, "min_size": 16}
+from tests.diffusion.run_helpers import CLASS_PROMPT, PROMPT, SMALL, subject_images
+
+__all__ = ["diffusion_config", "saved_weights", "subject_images", "tiny_sd_folder"]
+
 METHODS = {
     "dreambooth": {"name": "dreambooth", "ema": True, "ema_decay": 0.9},
     "dreambooth_lora": {"name": "dreambooth_lora", "r": 4, "prior_loss_weight": 0.5},
@@ -28,17 +29,6 @@ def tiny_sd_folder(tmp_path_factory) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         build_tiny_pipeline("sd1").save_pretrained(partial, safe_serialization=True)
         partial.rename(folder)
-    return folder
-
-
-def subject_images(folder: Path, n: int = 2, seed: int = 0) -> Path:
-    import numpy as np
-    from PIL import Image
-
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     return folder
 
 
