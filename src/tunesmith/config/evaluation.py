@@ -7,12 +7,11 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from tunesmith.config.eval_metrics import ComparisonSettings, TaskMetrics
-from tunesmith.config.section import Section
-from tunesmith.config.training import _or_auto
+from tunesmith.config.section import Section, one_error
 
 ScratchLearningRate = Annotated[
     Annotated[float, Field(gt=0)] | Literal["auto"],
-    _or_auto("Input should be a number above 0, or 'auto' (GPT-3's pretraining rate for the nearest model size)"),
+    one_error("Input should be a number above 0, or 'auto' (GPT-3's pretraining rate for the nearest model size)"),
 ]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError, WrapValidator
 from pydantic_core import PydanticCustomError
 
 
@@ -13,3 +13,14 @@ class Section(BaseModel):
 def invalid(message: str) -> PydanticCustomError:
     """An option error whose message users read as is (no pydantic "Value error, " prefix)."""
     return PydanticCustomError("method_option", message)
+
+
+def one_error(message: str) -> WrapValidator:
+    """For a union type: one error in the user's words instead of pydantic's one-per-union-member list."""
+    def validate(value, handler):
+        try:
+            return handler(value)
+        except ValidationError:
+            raise invalid(message) from None
+
+    return WrapValidator(validate)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, WrapValidator
+from pydantic import Field, PrivateAttr
 
-from tunesmith.config.section import Section, invalid
+from tunesmith.config.section import Section, one_error
 
 AUTO = "auto"
 # Under batch_size: auto the sampler draws batches of this many examples (the default batch_size, so switching a
@@ -14,24 +14,13 @@ AUTO = "auto"
 AUTO_BATCH_SIZE = 8
 
 
-def _or_auto(message: str):
-    """One error in the user's words instead of pydantic's one-per-union-member list."""
-    def validate(value, handler):
-        try:
-            return handler(value)
-        except ValidationError:
-            raise invalid(message) from None
-
-    return WrapValidator(validate)
-
-
 BatchSize = Annotated[
     Annotated[int, Field(ge=1)] | Literal["auto"],
-    _or_auto("Input should be a valid integer (1 or more) or 'auto' (halved on out-of-memory errors)"),
+    one_error("Input should be a valid integer (1 or more) or 'auto' (halved on out-of-memory errors)"),
 ]
 LearningRate = Annotated[
     Annotated[float, Field(gt=0)] | Literal["auto"] | None,
-    _or_auto("Input should be a number above 0, or 'auto' (a short learning-rate range test picks it)"),
+    one_error("Input should be a number above 0, or 'auto' (a short learning-rate range test picks it)"),
 ]
 
 
