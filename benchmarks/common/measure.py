@@ -9,11 +9,15 @@ from __future__ import annotations
 import gc
 import os
 import subprocess
+import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+
+LAUNCHER = Path(__file__).with_name("child_peak.py")  # run_child starts every command through it
 
 
 @dataclass
@@ -25,13 +29,22 @@ class ChildRun:
 
 def run_child(command: list[str], log_path: Path, env: dict[str, str] | None = None) -> ChildRun:
     """Run `command` with stdout and stderr in log_path; return its exit code and its own peak RSS."""
+    # Started from this process, the command's ru_maxrss would be at least this process's RSS (see child_peak.py):
+    # a small launcher starts it and reports wait4's figures for it alone.
+    handle, result = tempfile.mkstemp(prefix="run-child-", suffix=".txt")
+    os.close(handle)
     started = time.perf_counter()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        # wait4 reports this one child's rusage; getrusage(RUSAGE_CHILDREN) is the maximum over all children so far.
-        _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, so Popen must not wait for it again
-    return ChildRun(process.returncode, usage.ru_maxrss / 1024, time.perf_counter() - started)
+    try:
+        with open(log_path, "w") as log:
+            subprocess.run([sys.executable, "-S", str(LAUNCHER), result, *command], stdout=log,
+                           stderr=subprocess.STDOUT, env=env, check=False)
+        reported = Path(result).read_text().split()
+    finally:
+        os.unlink(result)
+    if not reported:
+        raise RuntimeError(f"{command[0]} could not be started; see {log_path}")
+    status, max_rss_kib = map(int, reported)
+    return ChildRun(os.waitstatus_to_exitcode(status), max_rss_kib / 1024, time.perf_counter() - started)
 
 
 class Phase:

@@ -1,12 +1,13 @@
 """Exact and near-duplicate detection in one streaming pass.
 
 Exact: a hash of the text after normalisation (case folded, punctuation and spacing ignored). Near: MinHash
-sketches of character shingles, banded as datasketch's MinHashLSH would band them; each candidate that
-shares a band is re-checked with the true Jaccard similarity of the two shingle sets, so the sketch's
-estimate never decides alone. One index holds both kinds of 64-bit hashes in compact sorted arrays
-(hash_index), not texts and not Python objects: 12 bytes per entry, 17 entries per example at the default
-128 permutations (16 bands), where datasketch's in-memory storage took ~4.7 KiB per example. A candidate's
-text is fetched back through `lookup` (from the staging file on disk).
+sketches of character shingles, banded as datasketch's MinHashLSH would band them; a candidate that shares
+a band and whose 4-bit signature (signatures.py) agrees closely enough to be a duplicate is re-checked with
+the true Jaccard similarity of the two shingle sets, so the sketch's estimate never decides alone. One index
+holds both kinds of 64-bit hashes in compact sorted arrays (hash_index), not texts and not Python objects:
+12 bytes per entry, 17 entries per example at the default 128 permutations (16 bands), and the signature
+adds 64 bytes, where datasketch's in-memory storage took ~4.7 KiB per example. A candidate's text is
+fetched back through `lookup` (from the staging file on disk).
 
 Two examples compare as a whole (prompt and response together). When they are similar as a whole but their
 prompts are not (one answer given to differently worded questions), they are not duplicates, since each
@@ -26,6 +27,7 @@ import numpy as np
 
 from tunesmith.config.prepare import DedupSettings
 from tunesmith.data.prepare.hash_index import HashIndex
+from tunesmith.data.prepare.signatures import Signatures
 
 _NOT_WORD = re.compile(r"[\W_]+")
 MINHASH_SEED = 1
@@ -61,6 +63,14 @@ class Match:
     same_prompt: bool = True  # False: only similar (same answer to another prompt), not a duplicate
 
 
+@dataclass(frozen=True)
+class Sketch:
+    """What near_match computed for an example and remember keeps of it."""
+
+    bands: np.ndarray  # one 64-bit hash per LSH band
+    signature: np.ndarray  # the packed low bits of every MinHash value
+
+
 class Deduplicator:
     def __init__(self, settings: DedupSettings, lookup: Callable[[int], Parts]):
         from datasketch import MinHash, MinHashLSH
@@ -72,13 +82,14 @@ class Deduplicator:
         self._index = HashIndex()
         # crc32 is deterministic across processes (unlike hash()) and, being C, several times faster than
         # datasketch's default SHA-1 per shingle; the affine32 scheme mixes its output before permuting. One
-        # sketch is reused: only its band hashes are kept, and examples come one at a time.
-        self._sketch = MinHash(num_perm=settings.num_perm, seed=MINHASH_SEED, hashfunc=zlib.crc32)
+        # MinHash is reused: only its band hashes and signature are kept, and examples come one at a time.
+        self._minhash = MinHash(num_perm=settings.num_perm, seed=MINHASH_SEED, hashfunc=zlib.crc32)
         # datasketch's default bands weigh misses and false candidates alike, which finds only ~40% of the pairs at
         # the threshold; every candidate is rechecked here, so false candidates cost little and misses are avoided.
         # Only the band layout is taken from MinHashLSH: its storage is replaced by the compact index.
         layout = MinHashLSH(threshold=settings.threshold, num_perm=settings.num_perm, weights=LSH_WEIGHTS)
         self._bands = BandHasher(layout.b, layout.r)
+        self._signatures = Signatures(settings.num_perm, settings.threshold)
 
     @property
     def index_entries(self) -> int:
@@ -86,23 +97,24 @@ class Deduplicator:
 
     @property
     def index_bytes(self) -> int:
-        return self._index.nbytes
+        """The hash index's sorted arrays and the signatures' array, as allocated."""
+        return self._index.nbytes + self._signatures.nbytes
 
     def exact_match(self, parts: Parts) -> Match | None:
         keys = self._index.keys(np.array([_digest(whole(parts))], np.uint64))
         return Match(min(keys), 1.0) if keys else None
 
-    def near_match(self, parts: Parts) -> tuple[Match | None, np.ndarray]:
+    def near_match(self, parts: Parts) -> tuple[Match | None, Sketch]:
         """The closest earlier example at or above the threshold (duplicates before merely similar ones, then the
-        earliest), or None, and this example's band hashes."""
+        earliest), or None, and this example's sketch."""
         size, threshold = self.settings.shingle_size, self.settings.threshold
         own = shingles(whole(parts), size)
-        sketch = self._sketch
-        sketch.clear()
-        sketch.update_batch(map(str.encode, own))
-        bands = self._bands(sketch.hashvalues)
+        minhash = self._minhash
+        minhash.clear()
+        minhash.update_batch(map(str.encode, own))
+        sketch = Sketch(self._bands(minhash.hashvalues), self._signatures.sign(minhash.hashvalues))
         best = None
-        for key in sorted(self._index.keys(bands)):
+        for key in self._signatures.plausible(sorted(self._index.keys(sketch.bands)), sketch.signature):
             theirs = self._lookup(key)
             similarity = jaccard(own, shingles(whole(theirs), size))
             if similarity < threshold:
@@ -112,13 +124,14 @@ class Deduplicator:
             match = Match(key, similarity, same_prompt)
             if best is None or (match.same_prompt, match.similarity) > (best.same_prompt, best.similarity):
                 best = match
-        return best, bands
+        return best, sketch
 
-    def remember(self, key: int, parts: Parts, bands: np.ndarray) -> None:
-        """Index an example; `bands` is what near_match just returned for it."""
+    def remember(self, key: int, parts: Parts, sketch: Sketch) -> None:
+        """Index an example; `sketch` is what near_match just returned for it."""
         # A text seen before (kept while exact deduplication is off) adds its digest again: exact_match takes the
         # smallest key, so the first example with a text stays the one its duplicates point to.
-        self._index.add([_digest(whole(parts)), *bands.tolist()], key)
+        self._index.add([_digest(whole(parts)), *sketch.bands.tolist()], key)
+        self._signatures.add(key, sketch.signature)
 
 
 class BandHasher:
