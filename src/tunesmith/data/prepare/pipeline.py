@@ -8,7 +8,7 @@ failures) comes before the training files so its corrected version wins over an 
 duplicates are found before redaction, near duplicates after it (on the text that is kept). Pass two splits
 the training pool, applies mixing weights and oversampling, and streams the staging file into the split
 files while the report's numbers are gathered. Memory holds a few numbers and hashes per example, never texts:
-about 20 bytes here and ~200 in the deduplication index, which is freed before pass two.
+about 20 bytes here and ~270 in the deduplication index, which is freed before pass two.
 """
 
 from __future__ import annotations
