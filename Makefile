@@ -28,11 +28,15 @@ system-deps:
 	@command -v chromium >/dev/null && test -n "$$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null)" || \
 	  { apt-get update -q && apt-get install -y -q chromium chromium-driver postgresql >/dev/null; }
 
+# One pytest worker per core (pytest-xdist), each module on one worker so its module-scoped runs train once, and one
+# torch thread per worker: the tiny models gain nothing from a second thread, the second core runs other tests.
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadscope
+
 test: setup system-deps
-	$(BIN)/python -m pytest tests
+	$(PYTEST) tests
 
 test-fast: setup
-	$(BIN)/python -m pytest tests -m "not slow"
+	$(PYTEST) tests -m "not slow"
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -102,7 +102,7 @@ def register(app: typer.Typer) -> None:
         console.print("[bold green]trained tokens[/] (the loss covers them) | [dim]context tokens[/]")
         for example in examples:
             encoded = encode_example(example, tokenizer, loaded.data.max_length, loaded.training.train_on)
-            console.rule(example.where)
+            console.rule(_shown(example.where))
             if encoded is None:
                 console.print(f"nothing to learn: every trained token lies beyond data.max_length="
                               f"{loaded.data.max_length}")
@@ -110,6 +110,19 @@ def register(app: typer.Typer) -> None:
             console.print(_highlighted(encoded, tokenizer))
             trained = sum(label != -100 for label in encoded["labels"])
             console.print(f"[dim]{len(encoded['input_ids'])} tokens, {trained} trained[/]")
+
+
+def _shown(where: str) -> str:
+    """FILE:LINE with FILE relative to the working directory when it lies under it: a narrow terminal cuts a rule's
+    title at its end, which would lose the line number of a long absolute path."""
+    path, sep, line = where.rpartition(":")
+    if not sep:
+        return where
+    try:
+        path = str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        pass
+    return f"{path}{sep}{line}"
 
 
 def _data_config(source: Path, overrides: list[str], format: str, model: str | None):
