@@ -179,11 +179,7 @@ def test_sharded_strategies_on_cpu_match_one_process_and_resume(tiny_run_config,
                                 eval=quiet_eval), path)
     one = one_process_runs(method["name"], lambda out: tiny_run_config(method, output_dir=out, training=training,
                                                                        eval=quiet_eval))
-    script = tmp_path / "crash.py"
-    script.write_text(CRASH_AT_STEP_5)
-    crashed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                              "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(path)],
-                             capture_output=True, text=True, timeout=300, env=_env())
+    crashed = _torchrun(tmp_path / "crash.py", CRASH_AT_STEP_5, path)
     assert crashed.returncode != 0
     assert [p.name for p in complete_checkpoints(folder)] == ["step-0000004"]
     resumed = _train(path, nproc=2, resume=True)
@@ -210,6 +206,14 @@ def _train(path, nproc: int, resume: bool = False) -> subprocess.CompletedProces
     # `--nproc` runs still exit 0 when a worker fails (the launcher's exit code is dropped): check it finished.
     assert result.returncode == 0 and "report:" in result.stdout, result.stderr[-3000:]
     return result
+
+
+def _torchrun(script: Path, source: str, config: Path) -> subprocess.CompletedProcess:
+    """`source` written to `script` and run on two processes with the config's path as its argument."""
+    script.write_text(source)
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(config)],
+                          capture_output=True, text=True, timeout=300, env=_env())
 
 
 def _env() -> dict:
@@ -262,11 +266,7 @@ def test_a_stop_signal_on_one_rank_stops_every_rank_after_a_checkpoint(tiny_run_
                              eval={"compare_base": False, "metrics": ["perplexity"]})
     path = tmp_path / "config.yaml"
     save_config(config, path)
-    script = tmp_path / "stop.py"
-    script.write_text(SIGNAL_RANK_1_AT_STEP_3)
-    stopped = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                              "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(path)],
-                             capture_output=True, text=True, timeout=300, env=_env())
+    stopped = _torchrun(tmp_path / "stop.py", SIGNAL_RANK_1_AT_STEP_3, path)
     assert stopped.returncode != 0
     assert "TrainingInterrupted" in stopped.stderr
     # The signal arrived after step 3's save decision: both ranks save step 4 together, then stop.
