@@ -23,7 +23,7 @@ def cache_key(examples: list[Example], tokenizer, max_length: int, train_on: str
     digest = hashlib.sha256()
     for part in (
         json.dumps([_content(e) for e in examples], sort_keys=True),
-        tokenizer.backend_tokenizer.to_str() if hasattr(tokenizer, "backend_tokenizer") else repr(tokenizer),
+        _rules(tokenizer),
         tokenizer.chat_template or "",
         json.dumps({"max_length": max_length, "train_on": train_on, "version": ENCODER_VERSION}),
     ):
@@ -44,6 +44,17 @@ def encode_cached(examples: list[Example], tokenizer, max_length: int, train_on:
     tmp.write_text(json.dumps({"encoded": encoded, "dropped": dropped}))
     os.replace(tmp, path)  # atomic: a reader never sees half an entry
     return encoded, dropped
+
+
+def _rules(tokenizer) -> str:
+    """The tokenizer's vocabulary and rules, without its truncation and padding: a call with truncation=True sets
+    those on the backend and leaves them set, which would change the key between two identical encodings."""
+    if not hasattr(tokenizer, "backend_tokenizer"):
+        return repr(tokenizer)
+    rules = json.loads(tokenizer.backend_tokenizer.to_str())
+    rules.pop("truncation", None)
+    rules.pop("padding", None)
+    return json.dumps(rules, sort_keys=True)
 
 
 def _content(example: Example) -> dict:

@@ -44,3 +44,12 @@ def test_where_an_example_came_from_does_not_matter(tokenizer):
     moved.source, moved.line = "b.jsonl", 9
     assert cache_key([moved], tokenizer, 64, "completions") == cache_key([chat("Simmer 18 minutes.")], tokenizer, 64,
                                                                           "completions")
+
+
+def test_a_truncating_call_before_does_not_change_the_key(tokenizer, monkeypatch):
+    """A call with truncation=True leaves its setting on the backend tokenizer: the key must not see it."""
+    tokenizer("rice " * 40, truncation=True, max_length=16)
+    examples = [chat("Simmer 18 minutes.")]
+    key = cache_key(examples, tokenizer, 64, "completions")
+    encode_cached(examples, tokenizer, 64, "completions")  # encodes with its own truncation
+    assert cache_key(examples, tokenizer, 64, "completions") == key
