@@ -151,15 +151,7 @@ SLOW_TESTS = {
 }
 
 
-# The modules that took longest under `make test` (pytest-xdist, 2 workers), longest first. The workers take modules
-# in collection order, so these go first: a long module started last would run alone while the other core idles.
-LONGEST_MODULES = ["test_distributed.py", "test_recovery.py", "test_diffusion_kill_resume.py", "test_readme_api.py",
-                   "test_kill_resume.py", "test_web_ui.py", "test_gguf.py", "test_torchrun.py", "test_interrupt.py"]
-
-
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in SLOW_MODULES or item.originalname in SLOW_TESTS or item.name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
-    first = {name: rank for rank, name in enumerate(LONGEST_MODULES)}
-    items.sort(key=lambda item: first.get(item.path.name, len(first)))  # stable: the rest keep their order
