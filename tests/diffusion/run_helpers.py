@@ -65,3 +65,16 @@ def initial_pipeline(config):
     model = load_diffusion(config.model)
     set_seed(config.training.seed)
     return registry.of(config.method).apply(model, config.method, None).pipeline
+
+
+def assert_generate_draws_a_grid(run_dir: Path, out: Path, n: int = 3) -> None:
+    """`tunesmith generate` on the run writes a grid of `n` 32 px images side by side."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from tunesmith.cli.main import app
+
+    result = CliRunner().invoke(app, ["generate", str(run_dir), "--prompt", "a photo of sks dog on the beach",
+                                      "--seed", "7", "--n", str(n), "--steps", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert Image.open(out).size == (n * 32, 32)

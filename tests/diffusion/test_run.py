@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from tests.diffusion.run_helpers import PROMPT, SMALL, changed, initial_pipeline, state, subject_images, train_run
+from tests.diffusion.run_helpers import (
+    PROMPT, SMALL, assert_generate_draws_a_grid, changed, initial_pipeline, state, subject_images, train_run,
+)
 from tunesmith import events as ev
 from tunesmith.config.load import build_config
 from tunesmith.run import run
@@ -156,15 +158,7 @@ def test_a_stopped_run_resumes_to_the_same_weights(tiny_sd_dir, tmp_path, cache,
 
 @pytest.mark.slow
 def test_generate_writes_a_grid_of_n_images(trained, tmp_path):
-    from tunesmith.cli.main import app
-
-    out = tmp_path / "grid.png"
-    result = CliRunner().invoke(app, ["generate", str(trained("lora").result.run_dir), "--prompt",
-                                      "a photo of sks dog on the beach", "--seed", "7", "--n", "3", "--steps", "2",
-                                      "--out", str(out)])
-
-    assert result.exit_code == 0, result.output
-    assert Image.open(out).size == (3 * 32, 32)
+    assert_generate_draws_a_grid(trained("lora").result.run_dir, tmp_path / "grid.png")
 
 
 @pytest.mark.slow

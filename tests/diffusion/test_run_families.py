@@ -12,7 +12,9 @@ from PIL import Image
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from tests.diffusion.run_helpers import PROMPT, SMALL, initial_pipeline, state, subject_images, train_run
+from tests.diffusion.run_helpers import (
+    PROMPT, SMALL, assert_generate_draws_a_grid, initial_pipeline, state, subject_images, train_run,
+)
 from tunesmith import events as ev
 from tunesmith.config.load import build_config
 
@@ -96,14 +98,7 @@ def test_each_method_trains_validates_and_saves(trained, family, name):
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ["sd2", "sdxl"])
 def test_generate_draws_a_grid_with_the_trained_weights(trained, tmp_path, family):
-    from tunesmith.cli.main import app
-
-    out = tmp_path / "grid.png"
-    result = CliRunner().invoke(app, ["generate", str(trained(family, "lora").result.run_dir), "--prompt",
-                                      "a photo of sks dog on the beach", "--seed", "7", "--n", "3", "--steps", "2",
-                                      "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert Image.open(out).size == (3 * 32, 32)
+    assert_generate_draws_a_grid(trained(family, "lora").result.run_dir, tmp_path / "grid.png")
 
 
 @pytest.mark.slow
