@@ -3,7 +3,6 @@ loss curve."""
 
 import os
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -208,22 +207,25 @@ def _train(path, nproc: int, resume: bool = False) -> subprocess.CompletedProces
     return result
 
 
+# Two ranks forked from a process that has imported tunesmith (as `--nproc` starts them), each running a script.
+LAUNCH_SCRIPT = """
+import sys
+from torch.distributed.run import run_script_path
+from tunesmith.train.launch import launch
+
+sys.exit(1 if launch(2, run_script_path, *sys.argv[1:]) else 0)
+"""
+
+
 def _torchrun(script: Path, source: str, config: Path) -> subprocess.CompletedProcess:
-    """`source` written to `script` and run on two processes with the config's path as its argument."""
+    """`source` written to `script` and run on two ranks with the config's path as its argument."""
     script.write_text(source)
-    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           "--master_addr=127.0.0.1", f"--master_port={_free_port()}", str(script), str(config)],
-                          capture_output=True, text=True, timeout=300, env=_env())
+    return subprocess.run([sys.executable, "-c", LAUNCH_SCRIPT, str(script), str(config)], capture_output=True,
+                          text=True, timeout=300, env=_env())
 
 
 def _env() -> dict:
     return {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def train_losses(run_dir) -> list[float]:

@@ -52,3 +52,9 @@ def main() -> None:
         raise
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def main_with_argv(argv: list[str]) -> None:
+    """`tunesmith *argv` in this process: what each rank of a `--nproc` run executes."""
+    sys.argv = ["tunesmith", *argv]
+    main()

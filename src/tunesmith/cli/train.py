@@ -34,7 +34,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fine-tune as the config says (one run, stages or refinement rounds); score base and tuned on the same test set."""
         from tunesmith.config.load import load_config
-        from tunesmith.run import run
         from tunesmith.train.distributed import launch_local, preflight, world_size
 
         overrides = list(set_ or [])
@@ -43,5 +42,8 @@ def register(app: typer.Typer) -> None:
         loaded = load_config(config, overrides)  # a bad config fails here, once, before any process starts
         if nproc > 1 and world_size() == 1:
             preflight(loaded)
+            # The launcher never imports the training code: its ranks are forked from a process that has.
             raise typer.Exit(launch_local(nproc, argv_without_nproc(sys.argv[1:])))
+        from tunesmith.run import run
+
         run(loaded, resume=resume, overwrite=overwrite)

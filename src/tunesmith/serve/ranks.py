@@ -1,4 +1,4 @@
-"""A job on several processes: its runner launches torchrun with one rank per device (the elastic agent runs in
+"""A job on several processes: its runner launches one rank per device (torch's elastic agent, as torchrun runs it, in
 the runner, which becomes the ranks' supervisor), each rank a runner of its own for the same job.
 
 - Every rank watches the job as a single runner does: a cancel reaches each one (and the loop agrees on stopping
@@ -17,27 +17,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from tunesmith.atomic import write_text_atomic
-from tunesmith.serve.exits import EXIT_INTERRUPTED, EXIT_LOST, describe_exit
+from tunesmith.serve.exits import EXIT_INTERRUPTED, EXIT_LOST
+from tunesmith.train.launch import PRELOAD, RankFailure, describe_exit, launch
 
 # Grace torchrun gives ranks to checkpoint after passing on a SIGTERM, within the worker's own (worker.py).
 SHUTDOWN_TIMEOUT_S = 45
 RUNNER = "tunesmith.serve.runner"
-
-
-class Stopped(Exception):
-    """The supervisor was asked to stop (a signal); the ranks have been told and have ended."""
-
-
-@dataclass(frozen=True)
-class RankExit:
-    rank: int
-    code: int  # negative: the signal that ended it
-    time: float  # when torchrun saw it end
 
 
 @dataclass(frozen=True)
@@ -80,25 +71,20 @@ def recorded_failures(logs_dir: Path, job_id: str, processes: int) -> dict[int, 
     return found
 
 
-def run_ranks(processes: int, argv: list[str], log_dir: Path) -> list[RankExit]:
-    """torchrun with `processes` ranks of `python -m tunesmith.serve.runner *argv` on this machine; the ranks that
-    failed (none: all succeeded). Stopped when a signal stopped them."""
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import parse_args, run
-
-    args = parse_args(["--standalone", f"--nproc-per-node={processes}", f"--shutdown-timeout={SHUTDOWN_TIMEOUT_S}",
-                       f"--log-dir={log_dir}", "-m", RUNNER, *argv])
-    try:
-        run(args)
-    except SignalException:
-        raise Stopped() from None
-    except ChildFailedError as failed:
-        return [RankExit(index, failure.exitcode, failure.timestamp) for index, failure in failed.failures.items()]
-    return []
+def run_ranks(processes: int, argv: list[str], log_dir: Path) -> list[RankFailure]:
+    """`processes` ranks of this job's runner (`main(argv)`) on this machine; the ranks that failed (none: all
+    succeeded). LaunchStopped when a signal stopped them."""
+    return launch(processes, _runner_rank, argv, log_dir=log_dir,
+                  shutdown_timeout_s=SHUTDOWN_TIMEOUT_S, preload=(*PRELOAD, RUNNER))
 
 
-def verdict(exits: list[RankExit], recorded: dict[int, dict], processes: int) -> Verdict:
+def _runner_rank(argv: list[str]) -> None:
+    from tunesmith.serve.runner import main
+
+    sys.exit(main(argv))
+
+
+def verdict(exits: list[RankFailure], recorded: dict[int, dict], processes: int) -> Verdict:
     """How the job ended, from the ranks' exit statuses and the failures they recorded."""
     if not exits:
         return Verdict(0)

@@ -31,6 +31,7 @@ from tunesmith.serve.ids import new_id
 from tunesmith.serve.job_spec import chosen_hyperparameters, job_config
 from tunesmith.serve.settings import ServeSettings
 from tunesmith.serve.tables import CANCELLED, FAILED, RUNNING, SUCCEEDED, Checkpoint, Job, StoredFile, Tenant
+from tunesmith.train.launch import LaunchStopped
 
 # What a run leaves that the tenant gets as result files: the report, and a diffusion run's final sample grid.
 RESULT_FILES = ("report.md", "report.json", "samples/final.png")
@@ -96,7 +97,7 @@ class JobRun:
         self._event(f"Training on {processes} processes (torchrun, one per device)")
         try:
             exits = ranks.run_ranks(processes, argv, logs / f"{self.job.id}-torchrun")
-        except ranks.Stopped:
+        except LaunchStopped:
             return EXIT_INTERRUPTED
         verdict = ranks.verdict(exits, ranks.recorded_failures(logs, self.job.id, processes), processes)
         if verdict.error is not None:

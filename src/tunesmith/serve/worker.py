@@ -22,10 +22,11 @@ from dataclasses import dataclass
 
 from tunesmith.serve import claims
 from tunesmith.serve.db import make_engine, session_factory
-from tunesmith.serve.exits import EXIT_INTERRUPTED, EXIT_LOST, describe_exit
+from tunesmith.serve.exits import EXIT_INTERRUPTED, EXIT_LOST
 from tunesmith.serve.job_spec import JobSpecError, job_processes
 from tunesmith.serve.settings import ServeSettings
 from tunesmith.serve.validation import validate_pending
+from tunesmith.train.launch import describe_exit
 
 log = logging.getLogger("tunesmith.worker")
 SHUTDOWN_GRACE_S = 60.0

@@ -8,8 +8,6 @@ and on CPU (gloo).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import sys
 
 from tunesmith.errors import ConfigError
@@ -142,11 +140,18 @@ def preflight(config) -> None:
 
 
 def launch_local(nproc: int, argv: list[str]) -> int:
-    """Re-run this command as `nproc` data-parallel processes on this machine (torchrun, gloo on CPU)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
-               "--master_addr=127.0.0.1", f"--master_port={port}", "-m", "tunesmith", *argv]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))}
-    return subprocess.call(command, env=env)
+    """Re-run this command as `nproc` data-parallel processes on this machine (gloo on CPU); its exit status. Each
+    rank prints its own error; this adds which rank failed first."""
+    from tunesmith.cli.main import main_with_argv
+    from tunesmith.train.launch import LaunchStopped, describe_exit, launch
+
+    try:
+        failures = launch(nproc, main_with_argv, argv)
+    except LaunchStopped:
+        return 130
+    if not failures:
+        return 0
+    first = min(failures, key=lambda failure: (failure.time, failure.rank))
+    print(f"rank {first.rank} of {nproc} failed first ({describe_exit(first.code)}); the others were stopped",
+          file=sys.stderr)
+    return first.code if first.code > 0 else 1

@@ -122,7 +122,8 @@ def all_events(client, job_id: str) -> list:
 
 
 def runner_pids(worker_id: str) -> list[int]:
-    """Training processes still alive for a worker (read from /proc, so no extra package is needed)."""
+    """Training processes still alive for a worker (read from /proc, so no extra package is needed); the ranks of a
+    multi-process job are forked by its process, not counted here (test_torchrun.rank_pids)."""
     pids = []
     for cmdline in glob.glob("/proc/[0-9]*/cmdline"):
         try:

@@ -1,7 +1,9 @@
 """A job on two processes (torchrun, gloo on CPU, the tiny model): launched by its worker, its events from rank 0
 only; a cancel stops every rank at a checkpoint; a rank killed outright fails the job naming that rank."""
 
+import glob
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -15,16 +17,33 @@ TWO = {"distributed": {"processes": 2}}
 
 
 def rank_pids(worker_id: str) -> dict[int, int]:
-    """{rank: pid} of the job's ranks still alive (read from /proc: torchrun sets RANK in each one's environment)."""
-    found = {}
-    for pid in runner_pids(worker_id):
+    """{rank: pid} of the job's ranks still alive: the supervisor's descendants (forked through the fork server)
+    that name themselves `tunesmith R/N`. The supervisor outlives its ranks (the agent ends them before it returns),
+    so once it has gone they have too."""
+    parents = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
         try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        parents[int(stat.split("/")[2])] = int(fields[1])
+    supervisors = set(runner_pids(worker_id))
+
+    def under_supervisor(pid: int) -> bool:
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid in supervisors:
+                return True
+        return False
+
+    found = {}
+    for pid in filter(under_supervisor, parents):
+        try:
+            name = re.fullmatch(r"tunesmith (\d+)/\d+", Path(f"/proc/{pid}/comm").read_text().strip())
         except OSError:
             continue
-        rank = next((line[5:] for line in environ if line.startswith(b"RANK=")), None)
-        if rank is not None:
-            found[int(rank)] = pid
+        if name:
+            found[int(name[1])] = pid
     return found
 
 

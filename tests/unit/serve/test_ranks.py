@@ -6,7 +6,8 @@ import signal
 
 from tunesmith.serve import ranks
 from tunesmith.serve.exits import EXIT_INTERRUPTED, EXIT_LOST, EXIT_RANK_FAILED
-from tunesmith.serve.ranks import RankExit, verdict
+from tunesmith.serve.ranks import verdict
+from tunesmith.train.launch import RankFailure
 
 
 def record(rank, time, message, code="training_error"):
@@ -18,7 +19,7 @@ def test_all_ranks_succeeding_settle_nothing():
 
 
 def test_a_rank_that_died_silently_is_the_cause_even_when_another_wrote_an_error_first():
-    exits = [RankExit(0, EXIT_RANK_FAILED, 100.0), RankExit(1, -signal.SIGKILL, 100.0)]
+    exits = [RankFailure(0, EXIT_RANK_FAILED, 100.0), RankFailure(1, -signal.SIGKILL, 100.0)]
     found = verdict(exits, {0: record(0, 99.5, "RuntimeError: gloo connection closed by peer")}, 2)
     assert found.exit_code == 0
     assert found.error["code"] == "training_process_crashed"
@@ -26,16 +27,16 @@ def test_a_rank_that_died_silently_is_the_cause_even_when_another_wrote_an_error
 
 
 def test_the_first_written_failure_names_the_job_error():
-    exits = [RankExit(0, EXIT_RANK_FAILED, 100.0), RankExit(1, EXIT_RANK_FAILED, 100.0),
-             RankExit(2, -signal.SIGTERM, 101.0)]  # stopped by torchrun once the others failed
+    exits = [RankFailure(0, EXIT_RANK_FAILED, 100.0), RankFailure(1, EXIT_RANK_FAILED, 100.0),
+             RankFailure(2, -signal.SIGTERM, 101.0)]  # stopped by torchrun once the others failed
     written = {0: record(0, 12.3, "RuntimeError: connection reset"), 1: record(1, 12.1, "data.max_length: too big")}
     assert verdict(exits, written, 3).error == {"code": "training_error", "message": "rank 1 of 3: data.max_length: "
                                                                                      "too big", "param": None}
 
 
 def test_a_lost_claim_wins_and_ranks_stopped_at_a_checkpoint_are_resumable():
-    assert verdict([RankExit(0, EXIT_LOST, 1.0), RankExit(1, -signal.SIGTERM, 1.0)], {}, 2).exit_code == EXIT_LOST
-    stopped = verdict([RankExit(0, EXIT_INTERRUPTED, 1.0), RankExit(1, EXIT_INTERRUPTED, 1.0)], {}, 2)
+    assert verdict([RankFailure(0, EXIT_LOST, 1.0), RankFailure(1, -signal.SIGTERM, 1.0)], {}, 2).exit_code == EXIT_LOST
+    stopped = verdict([RankFailure(0, EXIT_INTERRUPTED, 1.0), RankFailure(1, EXIT_INTERRUPTED, 1.0)], {}, 2)
     assert stopped == ranks.Verdict(EXIT_INTERRUPTED)
 
 
