@@ -133,6 +133,57 @@ def test_pickle_checkpoint_needs_allow_pickle(tiny_sd_dir, tiny_model, tmp_path)
     assert torch.equal(loaded.pipeline.unet.conv_in.weight, original.unet.conv_in.weight)
 
 
+# A pickle payload (its __reduce__ writes the canary) planted where a diffusion model's weights belong: it never
+# runs, and the refusal is tunesmith's one sentence, not torch's text (which offers unsafe loading, in colour) or
+# diffusers' "Unable to load weights".
+WEIGHTS_ONLY = ("{}: its pickle weights ask to run code or build objects other than tensors, which tunesmith's "
+                "weights-only loader refuses even with --allow-pickle; convert them to safetensors where you trust "
+                "them")
+
+
+@pytest.fixture
+def canary(tmp_path):
+    path = tmp_path / "canary"
+    yield path
+    assert not path.exists(), "a planted payload ran"
+
+
+def test_a_payload_in_a_pickle_checkpoint_never_runs(tmp_path, canary):
+    from tests.unit.models.test_hostile_files import plant
+
+    checkpoint = tmp_path / "model.ckpt"
+    plant(checkpoint, canary)
+    with pytest.raises(ModelError, match="a pickle checkpoint can run code when loaded"):
+        load_diffusion(checkpoint)
+    with pytest.raises(ModelError) as info:
+        load_diffusion(checkpoint, allow_pickle=True)
+    assert str(info.value) == WEIGHTS_ONLY.format(checkpoint)
+
+
+def test_a_payload_in_a_pickle_only_diffusers_folder_never_runs(tiny_sd_dir, tmp_path, canary):
+    from safetensors.torch import load_file
+
+    from tests.unit.models.test_hostile_files import plant
+
+    folder = shutil.copytree(tiny_sd_dir, tmp_path / "pickled")
+    for weights in folder.glob("*/*.safetensors"):  # every component's weights as the pickle its library reads
+        name = "pytorch_model.bin" if weights.name == "model.safetensors" else weights.stem + ".bin"
+        if weights.parent.name == "unet":
+            plant(weights.with_name(name), canary)
+        else:
+            torch.save(load_file(weights), weights.with_name(name))
+        weights.unlink()
+    with pytest.raises(ModelError) as info:
+        load_diffusion(folder)
+    assert str(info.value) == (
+        f"{folder}: weights are only in pickle files (text_encoder/pytorch_model.bin, "
+        "unet/diffusion_pytorch_model.bin, vae/diffusion_pytorch_model.bin), which can run code when loaded; "
+        "convert them to safetensors, or pass --allow-pickle if you trust their source")
+    with pytest.raises(ModelError) as info:
+        load_diffusion(folder, allow_pickle=True)
+    assert str(info.value) == WEIGHTS_ONLY.format(folder)
+
+
 @pytest.mark.parametrize("keys, message", [
     (["conditioner.embedders.0.model.positional_embedding"], "SDXL refiner"),
     (["down_blocks.0.resnets.0.conv1.weight"], "diffusers-named or LoRA weights"),

@@ -129,3 +129,34 @@ def test_batch_size_auto_trains_the_same_steps_after_running_out_of_memory(tiny_
     c = load_file(resumed.output / "adapter_model.safetensors")
     for name in b:
         torch.testing.assert_close(c[name], b[name], atol=1e-6, rtol=0, msg=name)
+
+
+@pytest.mark.slow  # one tiny run (about 6 s here)
+def test_batch_size_auto_that_never_fits_quotes_the_runs_memory_plan(tiny_run_config, tmp_path, monkeypatch):
+    """Even one example per micro-batch runs out of memory: run() ends with one message holding what was tried, the
+    memory plan the run printed and the language model's advice, and writes no adapter."""
+    import re
+
+    from tunesmith.errors import TunesmithError
+
+    refused: list[int] = []
+    monkeypatch.setattr("tunesmith.tasks.causal_lm.task.causal_lm_loss", out_of_memory_above(0, refused))
+    config = tiny_run_config(data={"validation_split": 0.0}, training={"batch_size": "auto", "max_steps": 2},
+                             eval={"compare_base": False, "metrics": ["perplexity"]})
+    seen = []
+    with pytest.raises(TunesmithError) as info:
+        run(config, on_event=seen.append)
+    message = str(info.value)
+    assert message.startswith("training.batch_size: auto: step 1 runs out of memory even with one example per "
+                              "micro-batch (tried micro-batch x accumulation 8 x 1, 4 x 2, 2 x 4, 1 x 8; last error: "
+                              "DefaultCPUAllocator: can't allocate memory"), message
+    quoted = re.search(r"; memory plan: ~([\d.]+) GiB \(weights [\d.]+ \+ gradients [\d.]+ \+ optimizer [\d.]+\) \+ "
+                       r"activations ~([\d.]+) GiB; lower data.max_length, turn on training.gradient_checkpointing",
+                       message)
+    assert quoted, message
+    plan = next(e.plan for e in seen if isinstance(e, ev.Planned))  # the plan the run printed, in GiB to 3 places
+    assert [float(x) for x in quoted.groups()] == pytest.approx([plan["memory_gib"], plan["activations_gib"]],
+                                                               abs=0.006)
+    assert "\n" not in message and refused == [8, 4, 2, 1]
+    assert [e.message for e in seen if isinstance(e, ev.RunFailed)] == [message]
+    assert not (tmp_path / "run" / "adapter").exists()

@@ -159,6 +159,8 @@ def shipped_config(family: Family) -> Path:
 def _load_folder(folder: Path, allow_pickle: bool, dtype):
     import diffusers
 
+    from tunesmith.models.load import weights_only_refusal
+
     index_file = folder / "model_index.json"
     if not index_file.is_file():
         raise ModelError(f"{folder}: no model_index.json; expected a diffusers pipeline folder "
@@ -174,11 +176,12 @@ def _load_folder(folder: Path, allow_pickle: bool, dtype):
         raise ModelError(f"{folder}: weights are only in pickle files ({', '.join(pickles)}), which can run code "
                          "when loaded; convert them to safetensors, or pass --allow-pickle if you trust their source")
     try:
-        return getattr(diffusers, class_name).from_pretrained(
-            folder, local_files_only=True, use_safetensors=safe, dtype=dtype,
-            **({"safety_checker": None, "requires_safety_checker": False} if class_name == "StableDiffusionPipeline"
-               else {}),
-        )
+        with weights_only_refusal(str(folder)):
+            return getattr(diffusers, class_name).from_pretrained(
+                folder, local_files_only=True, use_safetensors=safe, dtype=dtype,
+                **({"safety_checker": None, "requires_safety_checker": False}
+                   if class_name == "StableDiffusionPipeline" else {}),
+            )
     except (OSError, ValueError, KeyError) as error:
         raise ModelError(f"{folder}: could not load the diffusers pipeline: {_first_line(error)}") from None
 
@@ -239,8 +242,13 @@ def _checkpoint_keys(path: Path) -> tuple[list[str], int | None]:
         return keys, unet_in
     import torch
 
+    from tunesmith.models.load import weights_only_refusal
+
     try:
-        state = torch.load(path, map_location="meta", weights_only=True, mmap=True)
+        with weights_only_refusal(str(path)):
+            state = torch.load(path, map_location="meta", weights_only=True, mmap=True)
+    except ModelError:
+        raise
     except Exception as error:
         raise ModelError(f"{path}: torch's safe unpickler could not read it ({_first_line(error)}); "
                          "convert the checkpoint to .safetensors") from None

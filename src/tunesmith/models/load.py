@@ -145,7 +145,15 @@ def load_tokenizer(source: ModelSource, trust_remote_code: bool = False):
     from transformers import AutoTokenizer
 
     check_remote_code(source, trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(source.folder, trust_remote_code=trust_remote_code)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:  # transformers' words for "no tokenizer files here" are a traceback
+        said = " ".join(str(error).split()) or type(error).__name__  # its numbered list, on one line
+        raise ModelError(
+            f"{source.folder}: no tokenizer could be loaded from it ({said}); a model folder needs its "
+            "tokenizer files beside config.json (tokenizer.json, or tokenizer_config.json and the vocabulary files "
+            "it names): copy them from where the model came from"
+        ) from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -158,7 +166,7 @@ def load_causal_lm(source: ModelSource, trust_remote_code: bool = False, **kwarg
 
     check_remote_code(source, trust_remote_code)
     kwargs.setdefault("dtype", torch.float32)
-    with _weights_only(source.spec):
+    with weights_only_refusal(source.spec):
         return AutoModelForCausalLM.from_pretrained(
             source.folder,
             trust_remote_code=trust_remote_code,
@@ -183,20 +191,33 @@ def load_adapter(model, folder: Path, allow_pickle: bool = False, is_trainable: 
     from peft import PeftModel
 
     check_adapter_folder(Path(folder), allow_pickle)
-    with _weights_only(str(folder)):
+    with weights_only_refusal(str(folder)):
         return PeftModel.from_pretrained(model, folder, is_trainable=is_trainable)
 
 
 @contextmanager
-def _weights_only(spec: str):
-    """transformers and PEFT read pickles with torch's weights-only unpickler; say its refusal in one sentence."""
+def weights_only_refusal(spec: str):
+    """transformers, PEFT and diffusers read pickles with torch's weights-only unpickler; say its refusal in one
+    sentence (instead of torch's text, which offers unsafe loading, or a library's "Unable to load weights")."""
     try:
         yield
-    except pickle.UnpicklingError:
+    except Exception as error:
+        if not _unpickler_refused(error):
+            raise
         raise ModelError(
             f"{spec}: its pickle weights ask to run code or build objects other than tensors, which tunesmith's "
             "weights-only loader refuses even with --allow-pickle; convert them to safetensors where you trust them"
         ) from None
+
+
+def _unpickler_refused(error: BaseException | None) -> bool:
+    """Whether the weights-only unpickler's UnpicklingError is this error or one it was raised from or during
+    (diffusers re-raises it as an OSError while handling it)."""
+    while error is not None:
+        if isinstance(error, pickle.UnpicklingError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def load_model_for_method(

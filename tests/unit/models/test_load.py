@@ -80,3 +80,18 @@ def test_scratch_needs_the_full_method(tiny_run_config):
     with pytest.raises(ConfigError, match="model_init: scratch trains every weight; use method.name: full, not lora"):
         tiny_run_config(model_init="scratch")
     assert tiny_run_config(method={"name": "full"}, model_init="scratch").model_init == "scratch"
+
+
+def test_a_model_folder_without_tokenizer_files_is_one_error_naming_it(tmp_path, tiny_model_dir):
+    from tunesmith.models.load import load_tokenizer
+
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes((tiny_model_dir / name).read_bytes())
+    with pytest.raises(ModelError) as info:
+        load_tokenizer(resolve_model(str(tmp_path)))
+    message = str(info.value)
+    assert message.startswith(f"{tmp_path}: no tokenizer could be loaded from it (")
+    assert message.endswith("a model folder needs its tokenizer files beside config.json (tokenizer.json, or "
+                            "tokenizer_config.json and the vocabulary files it names): copy them from where the model "
+                            "came from")
+    assert "\n" not in message
