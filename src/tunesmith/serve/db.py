@@ -19,9 +19,12 @@ import threading
 import time
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tunesmith.db_urls import with_driver
+from tunesmith.db_urls import masked, with_driver
+from tunesmith.errors import ConfigError
 from tunesmith.serve.tables import Base
 
 SQLITE_BUSY_TIMEOUT_S = 60
@@ -29,10 +32,44 @@ READ_ONLY = "tunesmith_read_only"  # the execution option that marks a read-only
 # A server runs up to 40 requests at once (Starlette's thread pool), each holding one connection while it works,
 # beside its worker's; SQLAlchemy's default pool of 5 + 10 made the rest wait and time out under load.
 POOL = {"pool_size": 10, "max_overflow": 40}
+DB_EXAMPLES = "sqlite:////srv/tunesmith/tunesmith.db or postgresql://USER:PASSWORD@HOST/DATABASE"
+POSTGRES_INSTALL = "; install it with: pip install 'tunesmith[postgres]'"
 
 
 def make_engine(url: str) -> Engine:
-    url = with_driver(url)
+    """The engine for `--db url`, its tables created; ConfigError naming --db (password masked) and what is wrong
+    when the URL cannot be read, its driver is missing or the database cannot be reached."""
+    try:
+        engine = _engine(with_driver(url))
+        Base.metadata.create_all(engine)
+    except NoSuchModuleError:  # before ArgumentError, its base class
+        raise ConfigError(f"--db {masked(url)}: SQLAlchemy knows no database of that kind; expected e.g. "
+                          f"{DB_EXAMPLES}") from None
+    except (ArgumentError, ValueError):  # ValueError: a part SQLAlchemy cannot read, such as a port
+        raise ConfigError(f"--db {masked(url)}: not a database URL; expected e.g. {DB_EXAMPLES}") from None
+    except ImportError as error:  # the dialect is known but its driver is not installed
+        raise ConfigError(f"--db {masked(url)}: its driver ({error.name}) is not installed"
+                          f"{POSTGRES_INSTALL if error.name == 'psycopg' else ''}") from None
+    except DBAPIError as error:
+        raise ConfigError(f"--db {masked(url)}: cannot open the database: {_reason(error, url)}") from None
+    return engine
+
+
+def _reason(error: DBAPIError, url: str) -> str:
+    """The driver's own words on one line, without the password in case it repeats the URL."""
+    reason = "; ".join(line.strip() for line in str(error.orig).splitlines() if line.strip())
+    password = _password(url)
+    return reason.replace(password, "***") if password else reason
+
+
+def _password(url: str) -> str | None:
+    try:
+        return make_url(url).password
+    except (ArgumentError, ValueError):
+        return None
+
+
+def _engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}, **POOL)
         transactions = _SqliteTransactions()
@@ -43,7 +80,6 @@ def make_engine(url: str) -> Engine:
         event.listen(engine, "checkin", transactions.returned)
     else:
         engine = create_engine(url, pool_pre_ping=True, **POOL)
-    Base.metadata.create_all(engine)
     return engine
 
 

@@ -38,8 +38,6 @@ MESSAGES: dict[str, Callable[[dict], str]] = {
     "learning_rate_chosen": lambda e: f"Learning rate chosen: {e['rate']:.3g} ({e['reason']})",
     "batch_size_reduced": lambda e: (f"Batches cut into micro-batches of {e['micro_batch']} (up to "
                                      f"{e['gradient_accumulation']} per step): {e['reason']}"),
-    "stage_started": lambda e: f"Stage {e['index']}/{e['total']} ({e['name']}) started",
-    "stage_finished": lambda e: f"Stage {e['index']}/{e['total']} ({e['name']}) finished",
     "round_started": lambda e: f"Refinement round {e['index']}/{e['total']} started",
     "round_finished": lambda e: f"Refinement round {e['index']}/{e['total']}: {e['metric']}={_loss(e['value'])}",
     "scores": lambda e: "Base and tuned model scored on the same examples",

@@ -1,7 +1,8 @@
 """When a running job should finish: the time of its latest training step plus that step's eta.
 
-The eta comes from the core's step events (training time left at the current pace). For `stages:` and `refine:`
-jobs it covers the stage or round being trained, the only part the loop knows the length of.
+The eta comes from the core's step events (training time left at the current pace). For a `refine:` job it covers
+the round being trained, the only part the loop knows the length of. (A job cannot set `stages:`: the extension's
+allowlist in job_spec.py refuses it.)
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from tunesmith.serve.event_log import add_core_event, add_event, scrub_text
 from tunesmith.serve.exits import EXIT_INTERRUPTED, EXIT_LOST, EXIT_RANK_FAILED
 from tunesmith.serve.files import add_result_file, data_path, is_image_archive
 from tunesmith.serve.ids import new_id
+from tunesmith.serve.job_cache import use_job_cache
 from tunesmith.serve.job_spec import chosen_hyperparameters, job_config
 from tunesmith.serve.settings import ServeSettings
 from tunesmith.serve.tables import CANCELLED, FAILED, RUNNING, SUCCEEDED, Checkpoint, Job, StoredFile, Tenant
@@ -63,7 +64,9 @@ class JobRun:
             self.known_paths[str(path)] = row.id
             if is_image_archive(row):
                 self.known_paths.update({server: f"{row.id}/{name}" for server, name in member_names(path).items()})
-        self.last = {"loss": None, "val_loss": None, "seen": None}
+        self.last = {"loss": None, "seen": None}
+        self.evaluated: dict[int, float | None] = {}  # validation loss by step
+        self.saved: dict[int, str] = {}  # the id of the checkpoint this process stored at each step
         self.hyperparameters = dict(self.job.hyperparameters or {})
         self.config = None
         self.parent = os.getppid()
@@ -146,17 +149,24 @@ class JobRun:
             if data.get("unit") == "tokens":
                 self.last["seen"] = data.get("seen")
         elif kind == "evaluation":
-            self.last["val_loss"] = data.get("val_loss")
+            self.evaluated[data["step"]] = data.get("val_loss")
+        elif kind == "training_started":  # a refinement round counts its steps afresh
+            self.evaluated, self.saved = {}, {}
         chosen = chosen_hyperparameters(self.hyperparameters, data, self.config)
         with self.sessions() as session, session.begin():
             add_core_event(session, self.job.seq, data, self.known_paths)
             if chosen is not None:  # what `auto` became, on the job once the run knows it
                 self.hyperparameters = chosen
                 session.execute(update(Job).where(Job.seq == self.job.seq).values(hyperparameters=chosen))
+            # A checkpoint's validation loss is the evaluation at its own step, or none. The core evaluates the
+            # last step after saving it, so an evaluation may arrive after its step's checkpoint and fill it in.
             if kind == "checkpoint":
-                session.add(Checkpoint(id=new_id("ftckpt"), job_seq=self.job.seq, step=data["step"],
-                                       created_at=now(), train_loss=self.last["loss"],
-                                       valid_loss=self.last["val_loss"]))
+                saved = self.saved[data["step"]] = new_id("ftckpt")
+                session.add(Checkpoint(id=saved, job_seq=self.job.seq, step=data["step"], created_at=now(),
+                                       train_loss=self.last["loss"], valid_loss=self.evaluated.get(data["step"])))
+            elif kind == "evaluation" and data["step"] in self.saved:
+                session.execute(update(Checkpoint).where(Checkpoint.id == self.saved[data["step"]])
+                                .values(valid_loss=data.get("val_loss")))
 
     def _event(self, message: str, level: str = "info") -> None:
         if self.rank != 0:  # one voice, as in the core's events
@@ -235,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", type=int, default=1, help="ranks to train on: more than 1 launches torchrun")
     args = parser.parse_args(argv)
     settings = ServeSettings(home=args.home, db_url=args.db, poll_seconds=args.poll_seconds)
+    use_job_cache(settings, args.job)  # before the core caches anything from the tenant's data
     run = JobRun(settings, args.job, args.worker, args.base_model)
     if args.processes > 1 and run.world_size == 1:  # the supervisor; its ranks run this again under torchrun
         return run.supervise(args.processes, sys.argv[1:] if argv is None else argv)

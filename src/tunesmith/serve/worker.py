@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from tunesmith.serve import claims
 from tunesmith.serve.db import make_engine, session_factory
 from tunesmith.serve.exits import EXIT_INTERRUPTED, EXIT_LOST
+from tunesmith.serve.job_cache import remove_job_cache
 from tunesmith.serve.job_spec import JobSpecError, job_processes
 from tunesmith.serve.settings import ServeSettings
 from tunesmith.serve.validation import validate_pending
@@ -116,6 +117,8 @@ class Worker:
             claims.fail(self.sessions, item.job_seq, self.id,
                         {"code": "training_process_crashed", "message": message, "param": None}, message)
         claims.clear_lease(self.sessions, item.job_seq, self.id)
+        if code not in (EXIT_INTERRUPTED, EXIT_LOST):  # the job has ended: what it cached from the tenant's data goes
+            remove_job_cache(self.settings, item.job_id)
         log.info("worker %s: %s ended (%s)", self.id, item.job_id, code)
 
     def _shut_down(self) -> None:

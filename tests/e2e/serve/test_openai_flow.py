@@ -5,21 +5,28 @@ import json
 import httpx
 import pytest
 
-from .conftest import FAST_RUN, TINY_LORA, all_events, wait_finished
+from tests.conftest import write_chat_jsonl
+
+from .conftest import FAST_RUN, TINY_LORA, all_events, wait_finished, wait_for
 
 pytestmark = pytest.mark.slow
 
 
-def test_upload_train_watch_and_chat_with_the_tuned_model(processes, chat_file, tmp_path):
+def test_upload_train_watch_and_chat_with_the_tuned_model(processes, chat_file, tmp_path, monkeypatch):
+    shared_cache = tmp_path / "shared-cache"  # the core's cache every run on the machine would share
+    monkeypatch.setenv("TUNESMITH_CACHE", str(shared_cache))
     server = processes.server()
     key = processes.key("acme")
     client = server.client(key)
     with open(chat_file, "rb") as handle:
         uploaded = client.files.create(file=handle, purpose="fine-tune")
     assert (uploaded.status, uploaded.filename) == ("processed", "train.jsonl")
+    with open(write_chat_jsonl(tmp_path / "valid.jsonl", 6, offset=3), "rb") as handle:
+        validation = client.files.create(file=handle, purpose="fine-tune")
 
-    job = client.fine_tuning.jobs.create(model="tiny", training_file=uploaded.id, suffix="cooking", seed=5,
-                                         method=TINY_LORA, extra_body={"tunesmith": FAST_RUN})
+    job = client.fine_tuning.jobs.create(model="tiny", training_file=uploaded.id, validation_file=validation.id,
+                                         suffix="cooking", seed=5, method=TINY_LORA,
+                                         extra_body={"tunesmith": FAST_RUN})
     assert job.status == "validating_files" and job.seed == 5
     done = wait_finished(client, job.id)
     assert done.status == "succeeded", done.error
@@ -29,22 +36,35 @@ def test_upload_train_watch_and_chat_with_the_tuned_model(processes, chat_file, 
 
     events = all_events(client, job.id)
     messages = [e.message for e in events]
-    assert messages[:2] == [f"Validating training file: {uploaded.id}", "Files validated, moving job to queued state"]
+    assert messages[:2] == [f"Validating training file: {uploaded.id} and validation file: {validation.id}",
+                            "Files validated, moving job to queued state"]
     assert messages[2].startswith("Fine-tuning job started on worker ")
     assert messages[-1] == "The job has successfully completed"
     steps = [e for e in events if e.type == "metrics" and e.data["type"] == "step"]
     assert [e.data["step"] for e in steps] == [1, 2, 3, 4, 5, 6]
     assert all(e.message == f"Step {e.data['step']}/6: training loss={e.data['loss']:.4f}" for e in steps)
-    assert any(e.data and e.data.get("type") == "evaluation" for e in events)
     assert str(processes.home) not in json.dumps([e.data for e in events])  # no server paths leak
+    started = next(e.data for e in events if e.data and e.data["type"] == "run_started")
+    assert started["config"]["data"]["validation"] == validation.id  # the run evaluated on the uploaded file
+    evaluations = {e.data["step"]: e.data["val_loss"] for e in events if e.data and e.data["type"] == "evaluation"}
+    assert sorted(evaluations) == [3, 6]  # eval_every 3, and the last step
 
-    checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data
-    assert sorted(c.step_number for c in checkpoints) == [2, 4, 6]
-    assert all(c.metrics.train_loss is not None for c in checkpoints)
+    checkpoints = {c.step_number: c.metrics for c in client.fine_tuning.jobs.checkpoints.list(job.id).data}
+    assert sorted(checkpoints) == [2, 4, 6]
+    assert all(metrics.train_loss is not None for metrics in checkpoints.values())
+    # A checkpoint's validation loss is its own step's evaluation (the last one comes after the checkpoint).
+    assert checkpoints[6].valid_loss == evaluations[6] and evaluations[6] != evaluations[3]
+    assert checkpoints[2].valid_loss is None and checkpoints[4].valid_loss is None
+
+    # Nothing the run derived from the tenant's data stays in the shared cache, nor in the job's own once it ended.
+    wait_for(lambda: not (processes.home / "caches" / job.id).exists(), 30, "the job's cache to be removed")
+    assert {entry.name for entry in shared_cache.iterdir()} <= {"models"}
 
     report = client.files.content(done.result_files[0]).text
     assert "perplexity" in report
     assert done.fine_tuned_model in [m.id for m in client.models.list()]
+    client.files.delete(uploaded.id)
+    assert not [path for root in (processes.home, shared_cache) for path in root.rglob("tokenized")]
 
     messages_in = [{"role": "user", "content": "How do I cook rice?"}]
     reply = client.chat.completions.create(model=done.fine_tuned_model, messages=messages_in, max_tokens=8,

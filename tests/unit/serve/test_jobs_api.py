@@ -81,6 +81,15 @@ def test_bad_requests_name_the_parameter(api, body, param, words):
     assert words in error["message"]
 
 
+def test_a_body_that_is_not_json_names_where_it_breaks_and_no_parameter(api):
+    response = api.client.post("/v1/fine_tuning/jobs", content=b'{"model":',
+                               headers={**api.auth(), "Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["param"] is None
+    assert error["message"] == "the request body is not valid JSON (at character 9)"
+
+
 def test_another_tenants_file_cannot_be_trained_on(api):
     theirs = api.file_id(tenant="globex")
     response = api.create_job(theirs)

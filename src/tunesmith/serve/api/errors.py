@@ -75,14 +75,20 @@ def _param(loc) -> str | None:
 def _describe(error: dict) -> str:
     if error["type"] == "extra_forbidden":
         return "unknown parameter"
-    if error["type"] == "json_invalid":
-        return "the request body is not valid JSON"
     return error["msg"].removeprefix("Value error, ")
+
+
+def _invalid_json(error: dict) -> str:
+    """FastAPI puts the character where parsing failed in the error's loc, where a parameter's name would be."""
+    at = [part for part in error["loc"] if isinstance(part, int)]
+    return "the request body is not valid JSON" + (f" (at character {at[0]})" if at else "")
 
 
 def describe_validation(errors: list[dict]) -> tuple[str | None, str]:
     """(the first bad parameter, "param: what would be right") from pydantic's errors; for a union, what each
-    alternative expects."""
+    alternative expects. A body that is not JSON names no parameter."""
+    if errors[0]["type"] == "json_invalid":
+        return None, _invalid_json(errors[0])
     param = _param(errors[0]["loc"])
     message = " or ".join(dict.fromkeys(_describe(e) for e in errors if _param(e["loc"]) == param))
     return param, f"{param}: {message}" if param else message

@@ -10,7 +10,7 @@
   // Events after which the job's hyperparameters say more: what an `auto` became.
   const SETTLING = new Set(["learning_rate_chosen", "training_started", "batch_size_reduced"]);
 
-  // One x per trained step across stages and refinement rounds: each stage's steps start where the last one ended.
+  // One x per trained step across refinement rounds: each round's steps start where the last one ended.
   // A resumed run repeats steps after its checkpoint; their points replace the earlier ones.
   const points = new Map();  // x -> [training loss, validation loss]
   let offset = 0, lastX = 0, plot = null, drawing = false;
@@ -108,7 +108,7 @@
   stream.addEventListener("message", (message) => {
     const event = JSON.parse(message.data);
     const kind = event.data && event.data.type;
-    if ((kind === "stage_started" || kind === "round_started") && event.data.index > 1) offset = lastX;
+    if (kind === "round_started" && event.data.index > 1) offset = lastX;
     if (kind === "checkpoint") refreshCheckpoints().catch(() => {});
     if (SETTLING.has(kind)) loadJob().catch(() => {});
     show(event);
