@@ -109,7 +109,6 @@ def tiny_run_config(tmp_path, tiny_model_dir, chat_data):
 # at 15 s or more on the 2-core CI machine: `make test-fast` skips them, `make test` runs them.
 SLOW_MODULES = {"test_distributed.py", "test_interrupt.py", "test_method_trials.py", "test_cli.py"}
 SLOW_TESTS = {
-    "test_class_images_drawn_when_missing_and_reused",  # draws class images with a pipeline: 205 s
     "test_users_class_folder_is_topped_up",
     "test_f32_round_trip",  # GGUF write + transformers' de-quantising read
     "test_f16_round_trip_with_an_untied_head",

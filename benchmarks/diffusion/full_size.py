@@ -17,8 +17,9 @@ UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.n
 TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2"]  # sd-scripts: CLIPAttention and CLIPMLP
 
 
-def build(family: str):
-    """A pipeline with the real UNet and text encoder(s) of `family` ("sd1" or "sdxl") and a small VAE."""
+def build(family: str, shipped_vae: bool = False):
+    """A pipeline with the real UNet and text encoder(s) of `family` ("sd1", "sd2" or "sdxl") and a small VAE, or
+    with `shipped_vae` the real one (what a single-file checkpoint of the family holds)."""
     import diffusers
     import transformers
     from diffusers import AutoencoderKL
@@ -30,7 +31,7 @@ def build(family: str):
     index = json.loads((folder / "model_index.json").read_text())
     torch.manual_seed(0)
     parts = {}
-    for name in ("unet", "text_encoder", "text_encoder_2"):
+    for name in ("unet", "text_encoder", "text_encoder_2", *(("vae",) if shipped_vae else ())):
         if name not in index:
             continue
         library, class_name = index[name]
@@ -39,7 +40,7 @@ def build(family: str):
                        else cls(cls.config_class.from_pretrained(folder / name)))
     scheduler_class = getattr(diffusers, index["scheduler"][1])
     parts["scheduler"] = scheduler_class.from_config(scheduler_class.load_config(folder / "scheduler"))
-    parts["vae"] = AutoencoderKL(block_out_channels=[32] * 4, down_block_types=["DownEncoderBlock2D"] * 4,
+    parts["vae"] = parts.get("vae") or AutoencoderKL(block_out_channels=[32] * 4, down_block_types=["DownEncoderBlock2D"] * 4,
                                  up_block_types=["UpDecoderBlock2D"] * 4, layers_per_block=1, latent_channels=4)
     for name, pad in zip(("tokenizer", "tokenizer_2"), family_info.pad_tokens):
         parts[name] = clip_tokenizer(pad)

@@ -237,3 +237,50 @@ def test_eval_scores_the_subject_and_the_class_drift(trained, encoder_dirs):
     for name, value in expected.items():
         assert saved["scores"][name] == pytest.approx(value, abs=1e-5), name
     assert "| DINO (subject identity) |" in report.read_text()
+
+
+@pytest.mark.slow
+def test_diffusers_exports_reload_equal_for_lora_and_full_runs(trained, tmp_path):
+    from tunesmith.cli.main import app
+    from tunesmith.export.diffusion_lora import sample_image
+    from tunesmith.models.diffusion import load_diffusion
+    from tunesmith.tasks.diffusion.trained import load_trained
+
+    lora_run, full_run = trained("lora").result.run_dir, trained("dreambooth").result.run_dir
+    for run_dir, out in ((lora_run, tmp_path / "lora"), (full_run, tmp_path / "full")):
+        result = CliRunner().invoke(app, ["export", str(run_dir), "--format", "diffusers", "--out", str(out)])
+        assert result.exit_code == 0, result.output
+    tuned, config = load_trained(lora_run)
+    fresh = load_diffusion(config.model).pipeline
+    fresh.set_progress_bar_config(disable=True)
+    fresh.load_lora_weights(str(tmp_path / "lora" / "pytorch_lora_weights.safetensors"), adapter_name="exported")
+    np.testing.assert_allclose(sample_image(fresh), sample_image(tuned.pipeline), atol=1e-5)
+    full = load_diffusion(tmp_path / "full").pipeline
+    for part in ("unet", "text_encoder"):
+        saved, exported = state(getattr(load_trained(full_run)[0].pipeline, part)), state(getattr(full, part))
+        assert set(saved) == set(exported) and all(torch.equal(saved[k], exported[k]) for k in saved), part
+    result = CliRunner().invoke(app, ["export", str(lora_run), "--format", "diffusers", "--out", str(tmp_path / "lora")])
+    assert "already exists and is not an empty folder" in str(result.exception)
+
+
+@pytest.mark.slow
+def test_generate_and_export_print_no_library_notes_for_a_unet_only_lora(trained, tmp_path):
+    import logging
+
+    from tunesmith.cli.main import app
+
+    class Collect(logging.Handler):  # on diffusers' root logger: what its handler would print
+        def emit(self, record):
+            printed.append(record.getMessage())
+
+    printed, collect = [], Collect(logging.WARNING)
+    logging.getLogger("diffusers").addHandler(collect)
+    try:
+        run_dir = trained("dreambooth_lora").result.run_dir  # LoRA on the UNet only
+        assert_generate_draws_a_grid(run_dir, tmp_path / "grid.png")
+        result = CliRunner().invoke(app, ["export", str(run_dir), "--format", "single-file", "--out",
+                                          str(tmp_path / "fused.safetensors")])
+        assert result.exit_code == 0, result.output
+    finally:
+        logging.getLogger("diffusers").removeHandler(collect)
+    assert not [m for m in printed if "No LoRA keys associated" in m or "should be kept in float32" in m], printed

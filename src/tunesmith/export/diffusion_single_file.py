@@ -24,6 +24,7 @@ def export_fused_single_file(run_dir: Path, out: Path) -> Path:
     """Write `out`, the LoRA run `run_dir` fused into its base as one .safetensors checkpoint (fp32, as trained)."""
     from tunesmith.export.diffusion_lora import lora_components, sample_image
     from tunesmith.export.staged import EXPORT_ADVICE, pipeline_bytes, staged
+    from tunesmith.library_logs import FP32_MODULES_CAST, dropping
     from tunesmith.models.diffusion import load_diffusion
     from tunesmith.models.diffusion_layout import save_single_file
     from tunesmith.tasks.diffusion.trained import load_trained
@@ -43,7 +44,8 @@ def export_fused_single_file(run_dir: Path, out: Path) -> Path:
         del model, pipeline  # one pipeline in memory at a time: SDXL in fp32 is ~14 GB
         gc.collect()
         try:
-            reloaded = load_diffusion(tmp, config=config)
+            with dropping(FP32_MODULES_CAST):
+                reloaded = load_diffusion(tmp, config=config)
             difference = float(abs(sample_image(reloaded.pipeline) - fused).max())
         except ModelError as error:
             raise ModelError(f"{out}: written, but from_single_file cannot read it back as {family}: "

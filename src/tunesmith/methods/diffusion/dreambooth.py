@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from tunesmith.methods.diffusion.options import DiffusionOptions, PriorOptions
-from tunesmith.methods.diffusion.parts import freeze, text_encoders
+from tunesmith.methods.diffusion.parts import freeze, train_text_encoders
 from tunesmith.methods.registry import Method, register
 
 
@@ -23,8 +23,7 @@ def apply(model, options: DreamBoothMethod, tokenizer_path=None):
     freeze(pipeline)
     pipeline.unet.requires_grad_(True)
     if options.train_text_encoder:
-        for encoder in text_encoders(pipeline):
-            encoder.requires_grad_(True)
+        train_text_encoders(pipeline)
     return model
 
 

@@ -27,6 +27,19 @@ def encode_text(text_encoders: list, token_ids: list[torch.Tensor]) -> dict[str,
     return {"prompt_embeds": torch.cat(hidden, dim=-1), "pooled_prompt_embeds": pooled}
 
 
+def unread_modules(text_encoders: list) -> list[list[str]]:
+    """Per encoder, the names of the modules whose output encode_text never reads: with two encoders (SDXL) the
+    first one's last layer and final layer norm, since only its penultimate hidden state is used. Nothing may train
+    there (under DDP a trained parameter without a gradient fails the step)."""
+    if len(text_encoders) == 1:
+        return [[]]
+    # named by suffix: transformers' CLIP text models name them with or without a "text_model." prefix
+    idle = (f"encoder.layers.{text_encoders[0].config.num_hidden_layers - 1}", "final_layer_norm")
+    names = [name for name, _ in text_encoders[0].named_modules()
+             if any(name == s or name.endswith("." + s) for s in idle)]
+    return [names, []]
+
+
 def time_ids(original_size, crop_top_left, target_size) -> torch.Tensor:
     """SDXL's micro-conditioning for one image: (original h, w, crop top, left, target h, w)."""
     return torch.tensor([*original_size, *crop_top_left, *target_size], dtype=torch.float32)

@@ -69,6 +69,7 @@ def load_trained(run_dir: Path, allow_pickle: bool = False):
     """(DiffusionModel with the trained weights, the run's config): the base with the run's LoRA as adapter
     "default", or the saved full model."""
     from tunesmith.export.diffusion_lora import DIFFUSERS_WEIGHT_NAME
+    from tunesmith.library_logs import FP32_MODULES_CAST, NO_TEXT_ENCODER_LORA, dropping
     from tunesmith.models.diffusion import load_diffusion
 
     run_dir = Path(run_dir)
@@ -76,8 +77,10 @@ def load_trained(run_dir: Path, allow_pickle: bool = False):
     allowed = allow_pickle or config.allow_pickle
     lora = run_dir / ADAPTER / DIFFUSERS_WEIGHT_NAME
     if lora.is_file():
-        model = load_diffusion(config.model, allowed)
-        model.pipeline.load_lora_weights(str(lora), adapter_name="default")
+        with dropping(FP32_MODULES_CAST):  # the base may be a single file
+            model = load_diffusion(config.model, allowed)
+        with dropping(NO_TEXT_ENCODER_LORA):  # a UNet-only LoRA
+            model.pipeline.load_lora_weights(str(lora), adapter_name="default")
     elif (run_dir / MODEL / "model_index.json").is_file():
         model = load_diffusion(run_dir / MODEL, allowed)
     else:
