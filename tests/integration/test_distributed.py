@@ -1,18 +1,16 @@
-"""DDP, FSDP2 and DeepSpeed ZeRO on CPU (gloo): two processes with the same global batch follow the one-process
-loss curve."""
+"""DDP and DeepSpeed on CPU (gloo): two processes with the same global batch follow the one-process loss curve,
+stop together, and run stages and refinement rounds (the sharded strategies' crash-and-resume runs are in
+test_distributed_sharded.py)."""
 
 import os
-import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-import torch
 
+from tests.integration.distributed_runs import LORA, torchrun, train
 from tunesmith.cli.train import argv_without_nproc
 from tunesmith.config.load import build_config, save_config
-from tunesmith.models.load import load_trained
 from tunesmith.train.checkpoint import complete_checkpoints
 from tunesmith.train.metrics_log import read_metrics
 
@@ -119,121 +117,6 @@ def test_a_checkpoint_resumes_only_under_the_strategy_that_wrote_it(tiny_run_con
     assert run(config, resume=True).output.is_dir()
 
 
-CRASH_AT_STEP_5 = """
-import sys
-from tunesmith.config.load import load_config
-from tunesmith.run import run
-
-def crash(state):
-    if state.step == 5:
-        raise SystemExit(3)
-
-run(load_config(sys.argv[1]), on_step_end=crash)
-"""
-
-
-LORA = {"name": "lora", "r": 4, "alpha": 8, "dropout": 0.0}
-SHARDED = {  # strategy, method, the line that proves the sharding, the share of the weights rank 0 must hold
-    "fsdp-lora": ({"strategy": "fsdp"}, LORA, r"FSDP2: 3 sharded units; rank 0 holds ([\d.]+)% of", (45, 55)),
-    "fsdp-full": ({"strategy": "fsdp"}, {"name": "full"}, r"FSDP2: 3 sharded units; rank 0 holds ([\d.]+)% of",
-                  (45, 55)),
-    "zero1-lora": ({"strategy": "deepspeed", "zero_stage": 1}, LORA,
-                   r"DeepSpeed ZeRO-1: optimizer state partitioned over 2 processes; rank 0 holds ([\d.]+)%", (100, 100)),
-    "zero2-full": ({"strategy": "deepspeed", "zero_stage": 2}, {"name": "full"},
-                   r"DeepSpeed ZeRO-2: optimizer state and gradients partitioned .* rank 0 holds ([\d.]+)%", (100, 100)),
-    "zero3-lora": ({"strategy": "deepspeed", "zero_stage": 3}, LORA,
-                   r"DeepSpeed ZeRO-3: optimizer state, gradients and weights partitioned .* rank 0 holds ([\d.]+)%",
-                   (45, 55)),
-}
-
-
-@pytest.fixture(scope="module")
-def one_process_runs(tmp_path_factory):
-    """(method name, config for an output folder) -> that method's one-process run, trained once a module: every
-    strategy of the method is compared with it."""
-    folder, runs = tmp_path_factory.mktemp("one-process"), {}
-
-    def get(name: str, make_config) -> Path:
-        if name not in runs:
-            save_config(make_config(str(folder / name)), folder / f"{name}.yaml")
-            one = _train(folder / f"{name}.yaml", nproc=1)
-            assert "sharded units" not in one.stdout and "DeepSpeed" not in one.stdout
-            runs[name] = folder / name
-        return runs[name]
-
-    return get
-
-
-@pytest.mark.parametrize("name", list(SHARDED))
-def test_sharded_strategies_on_cpu_match_one_process_and_resume(tiny_run_config, tmp_path, one_process_runs, name):
-    """A sharded run that crashes after step 5 and is resumed from its step-4 checkpoint follows the one-process
-    run: the same loss at every step and, from what rank 0 gathered and saved, the same model."""
-    distributed, method, summary, held_range = SHARDED[name]
-    # Gradient clipping (max_grad_norm 1.0) and accumulation on; a checkpoint at step 4 and 8.
-    training = {"max_steps": 10, "batch_size": 4, "gradient_accumulation": 2, "save_every": 4, "eval_every": 100,
-                "log_every": 1}
-    quiet_eval = {"compare_base": False, "metrics": ["perplexity"]}
-    path, folder = tmp_path / "sharded.yaml", tmp_path / "sharded"
-    save_config(tiny_run_config(method, output_dir=str(folder), training=training, distributed=distributed,
-                                eval=quiet_eval), path)
-    one = one_process_runs(method["name"], lambda out: tiny_run_config(method, output_dir=out, training=training,
-                                                                       eval=quiet_eval))
-    crashed = _torchrun(tmp_path / "crash.py", CRASH_AT_STEP_5, path)
-    assert crashed.returncode != 0
-    assert [p.name for p in complete_checkpoints(folder)] == ["step-0000004"]
-    resumed = _train(path, nproc=2, resume=True)
-    # The strategy really runs (accelerate falls back to plain data parallelism quietly), holding this much.
-    held = re.search(summary, resumed.stdout)
-    assert held, resumed.stdout[-3000:]
-    assert held_range[0] <= float(held[1]) <= held_range[1]
-
-    losses = {"one": train_losses(one), "sharded": train_losses(folder)}  # steps 1-4 before the crash, 5-10 after
-    assert len(losses["one"]) == len(losses["sharded"]) == 10
-    assert losses["sharded"] == pytest.approx(losses["one"], abs=1e-4)
-    assert losses["sharded"][-1] < losses["sharded"][0]
-    ids = torch.tensor([[1, 42, 7, 99, 512, 3]])
-    with torch.no_grad():
-        logits = {run: load_trained(run_dir)[0](input_ids=ids).logits for run, run_dir in (("one", one),
-                                                                                          ("sharded", folder))}
-    torch.testing.assert_close(logits["sharded"], logits["one"], atol=1e-4, rtol=0)
-
-
-def _train(path, nproc: int, resume: bool = False) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "tunesmith", "train", str(path), "--nproc", str(nproc)]
-    result = subprocess.run(command + (["--resume"] if resume else []), capture_output=True, text=True,
-                            timeout=300, env=_env())
-    # `--nproc` runs still exit 0 when a worker fails (the launcher's exit code is dropped): check it finished.
-    assert result.returncode == 0 and "report:" in result.stdout, result.stderr[-3000:]
-    return result
-
-
-# Two ranks forked from a process that has imported tunesmith (as `--nproc` starts them), each running a script.
-LAUNCH_SCRIPT = """
-import sys
-from torch.distributed.run import run_script_path
-from tunesmith.train.launch import launch
-
-sys.exit(1 if launch(2, run_script_path, *sys.argv[1:]) else 0)
-"""
-
-
-def _torchrun(script: Path, source: str, config: Path) -> subprocess.CompletedProcess:
-    """`source` written to `script` and run on two ranks with the config's path as its argument."""
-    script.write_text(source)
-    return subprocess.run([sys.executable, "-c", LAUNCH_SCRIPT, str(script), str(config)], capture_output=True,
-                          text=True, timeout=300, env=_env())
-
-
-def _env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-def train_losses(run_dir) -> list[float]:
-    steps = [r for r in read_metrics(run_dir / "metrics.jsonl") if r["type"] == "train"]
-    assert [r["step"] for r in steps] == list(range(1, len(steps) + 1))
-    return [r["loss"] for r in steps]
-
-
 def test_a_batch_smaller_than_the_world_still_trains_every_rank(tiny_run_config, tmp_path):
     # batch_size 3 on 2 processes: 22 train examples leave a last batch of 1, so one rank gets no example.
     config = tiny_run_config({"name": "lora", "r": 4, "alpha": 8, "dropout": 0.0}, output_dir=str(tmp_path / "odd"),
@@ -268,7 +151,7 @@ def test_a_stop_signal_on_one_rank_stops_every_rank_after_a_checkpoint(tiny_run_
                              eval={"compare_base": False, "metrics": ["perplexity"]})
     path = tmp_path / "config.yaml"
     save_config(config, path)
-    stopped = _torchrun(tmp_path / "stop.py", SIGNAL_RANK_1_AT_STEP_3, path)
+    stopped = torchrun(tmp_path / "stop.py", SIGNAL_RANK_1_AT_STEP_3, path)
     assert stopped.returncode != 0
     assert "TrainingInterrupted" in stopped.stderr
     # The signal arrived after step 3's save decision: both ranks save step 4 together, then stop.
@@ -285,7 +168,7 @@ def test_stages_run_under_deepspeed_with_every_carry(tiny_run_config, tmp_path):
     raw["stages"] = [{"name": "related"}, {"name": "target", "carry": "adapter"}, {"name": "polish", "carry": "merge"}]
     path = tmp_path / "stages.yaml"
     save_config(build_config(raw), path)
-    result = _train(path, nproc=2)
+    result = train(path, nproc=2)
     assert result.stdout.count("DeepSpeed ZeRO-2: optimizer state and gradients partitioned over 2 processes") == 3
     assert "stage 2/3 target: starts from stage 1 (adapter)" in result.stdout
     assert "stage 3/3 polish: starts from stage 2 (merge)" in result.stdout
@@ -301,6 +184,6 @@ def test_refinement_rounds_on_two_processes_decide_on_rank_0s_scores(tiny_run_co
                              eval={"compare_base": False, "metrics": ["perplexity"]})
     path = tmp_path / "refine.yaml"
     save_config(config, path)
-    result = _train(path, nproc=2)
+    result = train(path, nproc=2)
     assert result.stdout.count("round 2: perplexity = ") == 1
     assert (tmp_path / "run" / "round-2" / "adapter").is_dir()
