@@ -107,7 +107,7 @@ def tiny_run_config(tmp_path, tiny_model_dir, chat_data):
 
 # Whole modules that start processes (torchrun, the CLI in a subprocess, trial children), and single tests measured
 # at 15 s or more on the 2-core CI machine: `make test-fast` skips them, `make test` runs them.
-SLOW_MODULES = {"test_distributed.py", "test_interrupt.py", "test_method_trials.py", "test_cli.py"}
+SLOW_MODULES = {"test_distributed.py", "test_distributed_sharded.py", "test_interrupt.py", "test_method_trials.py", "test_cli.py"}
 SLOW_TESTS = {
     "test_users_class_folder_is_topped_up",
     "test_f32_round_trip",  # GGUF write + transformers' de-quantising read
