@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tunesmith.atomic import write_text_atomic
 from tunesmith.serve.exits import EXIT_INTERRUPTED, EXIT_LOST
-from tunesmith.train.launch import PRELOAD, RankFailure, describe_exit, launch
+from tunesmith.train.launch import PRELOAD, RankFailure, describe_exit, first_failure, launch
 
 # Grace torchrun gives ranks to checkpoint after passing on a SIGTERM, within the worker's own (worker.py).
 SHUTDOWN_TIMEOUT_S = 45
@@ -94,7 +94,7 @@ def verdict(exits: list[RankFailure], recorded: dict[int, dict], processes: int)
     # Ended without recording why, other than by the SIGTERM torchrun sends the rest once one has failed.
     silent = [e for e in exits if e.rank not in recorded and e.code not in (EXIT_INTERRUPTED, -signal.SIGTERM)]
     if silent:
-        first = min(silent, key=lambda e: (e.time, e.rank))
+        first = first_failure(silent)
         message = (f"rank {first.rank} of {processes}: the training process ended with {describe_exit(first.code)} "
                    "(a crash, or out of memory); the server and other jobs are unaffected")
         return Verdict(0, {"code": "training_process_crashed", "message": message, "param": None})

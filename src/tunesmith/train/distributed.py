@@ -143,7 +143,7 @@ def launch_local(nproc: int, argv: list[str]) -> int:
     """Re-run this command as `nproc` data-parallel processes on this machine (gloo on CPU); its exit status. Each
     rank prints its own error; this adds which rank failed first."""
     from tunesmith.cli.main import main_with_argv
-    from tunesmith.train.launch import LaunchStopped, describe_exit, launch
+    from tunesmith.train.launch import LaunchStopped, describe_exit, first_failure, launch
 
     try:
         failures = launch(nproc, main_with_argv, argv)
@@ -151,7 +151,7 @@ def launch_local(nproc: int, argv: list[str]) -> int:
         return 130
     if not failures:
         return 0
-    first = min(failures, key=lambda failure: (failure.time, failure.rank))
+    first = first_failure(failures)
     print(f"rank {first.rank} of {nproc} failed first ({describe_exit(first.code)}); the others were stopped",
           file=sys.stderr)
-    return first.code if first.code > 0 else 1
+    return first.code if first.code is not None and first.code > 0 else 1

@@ -91,5 +91,7 @@ def test_two_process_jobs_train_cancel_and_fail_as_one(processes, chat_file):
     os.kill(wait_for(lambda: rank_pids(worker).get(1), 30, "rank 1"), signal.SIGKILL)
     failed = wait_finished(client, job.id, 120)
     assert failed.status == "failed" and failed.error.code == "training_process_crashed"
-    assert failed.error.message.startswith("rank 1 of 2: the training process ended with signal SIGKILL")
+    # The agent names the signal when its poll finds rank 1 ended first; else rank 1 wrote no ending: killed outright.
+    assert failed.error.message.startswith(("rank 1 of 2: the training process ended with signal SIGKILL",
+                                            "rank 1 of 2: the training process ended with a signal that killed it"))
     wait_for(lambda: not runner_pids(worker), 120, "rank 0 and the supervisor to end")

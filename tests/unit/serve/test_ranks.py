@@ -26,6 +26,13 @@ def test_a_rank_that_died_silently_is_the_cause_even_when_another_wrote_an_error
     assert found.error["message"].startswith("rank 1 of 2: the training process ended with signal SIGKILL")
 
 
+def test_a_rank_killed_while_the_launcher_saw_another_end_first_is_still_the_cause():
+    exits = [RankFailure(0, EXIT_RANK_FAILED, 100.0), RankFailure(1, None, None)]  # rank 1 wrote no ending
+    found = verdict(exits, {0: record(0, 99.5, "RuntimeError: gloo connection closed by peer")}, 2)
+    assert found.error["code"] == "training_process_crashed"
+    assert found.error["message"].startswith("rank 1 of 2: the training process ended with a signal that killed it")
+
+
 def test_the_first_written_failure_names_the_job_error():
     exits = [RankFailure(0, EXIT_RANK_FAILED, 100.0), RankFailure(1, EXIT_RANK_FAILED, 100.0),
              RankFailure(2, -signal.SIGTERM, 101.0)]  # stopped by torchrun once the others failed
