@@ -149,9 +149,13 @@ def assert_same_as_uninterrupted(results, killed: Path, straight: Path, steps: i
 
 
 def unwrapped(log: str) -> str:
-    """An attempt's log as one line: the console wraps at 80 columns, inside messages and paths alike (it keeps the
-    space where it breaks between words)."""
-    return Path(log).read_text().replace("\n", "")
+    """An attempt's log without its whitespace: the console wraps at 80 columns, inside messages and paths alike,
+    and drops the space where it breaks between words. Compare with `bare(words)`."""
+    return bare(Path(log).read_text())
+
+
+def bare(text: str) -> str:
+    return "".join(text.split())
 
 
 def largest_difference(mine: dict, theirs: dict) -> float:
@@ -170,10 +174,11 @@ def test_kill_9_at_15_points_of_a_full_dreambooth_run_resumes_to_the_same_model_
     assert phases == {"startup", "class images", "training step", "checkpoint", "held-out loss", "grid",
                       "saving the result"}, phases
     logs = [unwrapped(result["log"]) for result in results]
-    assert "holds no run yet" in logs[1] and "starting over" in logs[4]  # nothing to resume from: started over
+    # Nothing to resume from: started over.
+    assert bare("holds no run yet") in logs[1] and bare("starting over") in logs[4]
     # Class image 2 was half written when attempt 3 died: it did not count as drawn, attempt 4 drew it (and only
     # it) again, and the run's class images are the uninterrupted run's, byte for byte.
-    assert "class images: drew 1 of 1" in logs[4]
+    assert bare("class images: drew 1 of 1") in logs[4]
     assert len(results[-1]["class_images"]) == 2 and not list((killed.parent / "class").glob("*.tmp.png"))
     for name in results[-1]["class_images"]:
         assert (killed.parent / "class" / name).read_bytes() == (straight.parent / "class" / name).read_bytes()

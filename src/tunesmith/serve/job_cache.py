@@ -11,16 +11,24 @@ so a tenant-wide cache could not tell which entries a deleted file left. A job's
 and a job resumed after its worker died (the folder is kept until the job ends) still reuses it. Converted base
 models are the server's, not a tenant's: the job's `models` entry links to the shared folder, so each base is
 converted once.
+
+A job can also end with no process of its own to clean up after it: cancelled while queued to resume, or ended as
+its worker died. Workers therefore sweep now and then (`remove_caches_of_ended_jobs`): the cache of a job that has
+ended and that no worker holds (its lease cleared or expired) goes.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
+
+from sqlalchemy import select
 
 from tunesmith.cache import cache_root
 from tunesmith.serve.settings import ServeSettings
+from tunesmith.serve.tables import FINISHED, Job
 
 CACHE_ENV = "TUNESMITH_CACHE"
 
@@ -47,3 +55,17 @@ def use_job_cache(settings: ServeSettings, job_id: str) -> Path:
 def remove_job_cache(settings: ServeSettings, job_id: str) -> None:
     """The job's cache, gone; the shared models it links to stay (rmtree removes a link, not what it points at)."""
     shutil.rmtree(job_cache_dir(settings, job_id), ignore_errors=True)
+
+
+def remove_caches_of_ended_jobs(sessions, settings: ServeSettings) -> list[str]:
+    """Remove the caches of jobs that have ended and that no worker holds; the ids of those removed."""
+    root = settings.home / "caches"
+    cached = [folder.name for folder in root.iterdir() if folder.is_dir()] if root.is_dir() else []
+    if not cached:
+        return []
+    with sessions() as session:
+        rows = session.execute(select(Job.id, Job.status, Job.lease_expires_at).where(Job.id.in_(cached))).all()
+    ended = [job_id for job_id, status, lease in rows if status in FINISHED and (lease is None or lease < time.time())]
+    for job_id in ended:
+        remove_job_cache(settings, job_id)
+    return ended

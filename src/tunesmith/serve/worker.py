@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from tunesmith.serve import claims
 from tunesmith.serve.db import make_engine, session_factory
 from tunesmith.serve.exits import EXIT_INTERRUPTED, EXIT_LOST
-from tunesmith.serve.job_cache import remove_job_cache
+from tunesmith.serve.job_cache import remove_caches_of_ended_jobs, remove_job_cache
 from tunesmith.serve.job_spec import JobSpecError, job_processes
 from tunesmith.serve.settings import ServeSettings
 from tunesmith.serve.validation import validate_pending
@@ -31,6 +31,7 @@ from tunesmith.train.launch import describe_exit
 
 log = logging.getLogger("tunesmith.worker")
 SHUTDOWN_GRACE_S = 60.0
+CACHE_SWEEP_S = 60.0  # how often to look for caches of jobs that ended with no process of their own to remove them
 
 
 @dataclass
@@ -49,6 +50,7 @@ class Worker:
         self.sessions = session_factory(make_engine(settings.db_url))
         self.running: dict[int, _Running] = {}
         self.stopping = threading.Event()
+        self.swept_at = -CACHE_SWEEP_S
 
     def run(self) -> None:
         """Poll until stop() is called, then hand the running jobs back to the queue."""
@@ -69,6 +71,9 @@ class Worker:
         validate_pending(self.sessions, self.settings)
         self._collect_finished()
         self._renew_leases()
+        if time.monotonic() - self.swept_at >= CACHE_SWEEP_S:
+            remove_caches_of_ended_jobs(self.sessions, self.settings)
+            self.swept_at = time.monotonic()
         while len(self.running) < self.max_jobs and not self.stopping.is_set():
             job = claims.claim_next(self.sessions, self.id, self.settings.lease_seconds, self.settings.models)
             if job is None:

@@ -37,8 +37,19 @@ def require_deepspeed() -> None:
         raise ConfigError("distributed.strategy: deepspeed needs the deepspeed package: pip install deepspeed") from None
 
 
+def skip_inference_all_reduce_build() -> None:
+    """Spare each fresh machine DeepSpeed's g++ build of its shared-memory all-reduce (~50 s of a CPU core here), done
+    when its process group starts: only its tensor-parallel inference calls that kernel (`inference_all_reduce`);
+    ZeRO training reduces through torch.distributed (gloo on CPU, NCCL on GPUs)."""
+    import deepspeed.comm.torch
+
+    deepspeed.comm.torch.build_shm_op = lambda: None  # TorchBackend then keeps torch.distributed's all_reduce
+
+
 def deepspeed_plugin(config, world_size: int):
     from accelerate import DeepSpeedPlugin
+
+    skip_inference_all_reduce_build()
 
     plugin = DeepSpeedPlugin(zero_stage=config.distributed.zero_stage,
                              gradient_clipping=config.training.max_grad_norm or 0.0,
