@@ -41,9 +41,11 @@ def skip_inference_all_reduce_build() -> None:
     """Spare each fresh machine DeepSpeed's g++ build of its shared-memory all-reduce (~50 s of a CPU core here), done
     when its process group starts: only its tensor-parallel inference calls that kernel (`inference_all_reduce`);
     ZeRO training reduces through torch.distributed (gloo on CPU, NCCL on GPUs)."""
-    import deepspeed.comm.torch
+    import importlib
 
-    deepspeed.comm.torch.build_shm_op = lambda: None  # TorchBackend then keeps torch.distributed's all_reduce
+    # By module name: the attribute deepspeed.comm.torch is the torch package (deepspeed.comm imports it).
+    backend = importlib.import_module("deepspeed.comm.torch")
+    backend.build_shm_op = lambda: None  # TorchBackend then keeps torch.distributed's all_reduce
 
 
 def deepspeed_plugin(config, world_size: int):
