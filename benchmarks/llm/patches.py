@@ -47,12 +47,98 @@ def _lora_addmm() -> None:
     layer.Linear.forward = forward
 
 
+def _plain_lora(module) -> bool:
+    """A PEFT LoRA Linear doing nothing but base + B(A(x)) * scaling with one adapter, no dropout, no biases."""
+    from peft.tuners.lora import layer
+    from torch import nn
+
+    if type(module) is not layer.Linear or module.disable_adapters or module.merged:
+        return False
+    active = module.active_adapters
+    return (len(active) == 1 and active[0] in module.lora_A and active[0] not in module.lora_variant
+            and type(module.lora_dropout[active[0]]) is nn.Identity and module.base_layer.bias is None
+            and module.lora_B[active[0]].bias is None)
+
+
+def _fused_frozen(owner, modules) -> torch.Tensor:
+    """The modules' frozen weights as one [sum of outputs, inputs] tensor, made once: each weight then becomes a
+    view into it, so it costs no memory (made again if a weight's storage is swapped, as frozen_precision does)."""
+    weights = [m.base_layer.weight for m in modules]
+    kept = owner.__dict__.get("_fused_frozen")
+    if kept is not None and [w.data_ptr() for w in weights] == kept[1]:
+        return kept[0]
+    fused, start = torch.cat([w.detach() for w in weights]), 0
+    for weight in weights:
+        weight.data = fused[start:start + weight.shape[0]]
+        start += weight.shape[0]
+    owner.__dict__["_fused_frozen"] = (fused, [w.data_ptr() for w in weights])
+    return fused
+
+
+def _shared_products(owner, x, modules) -> list | None:
+    """Each module's output for the same input `x`: the frozen weights as one product and the LoRA A weights as
+    another (their concatenation: one read of x, one matmul each), then each adapter's B; None where any module is
+    not plain LoRA."""
+    import torch.nn.functional as F
+
+    if not all(_plain_lora(m) for m in modules) or any(m.base_layer.weight.requires_grad for m in modules):
+        return None
+    names = [m.active_adapters[0] for m in modules]
+    base = F.linear(x, _fused_frozen(owner, modules))
+    reduced = F.linear(x.to(modules[0].lora_A[names[0]].weight.dtype),
+                       torch.cat([m.lora_A[n].weight for m, n in zip(modules, names)]))
+    outputs, start, low = [], 0, 0
+    for module, name in zip(modules, names):
+        width, rank = module.base_layer.out_features, module.lora_A[name].out_features
+        adapter = module.lora_B[name](reduced[..., low:low + rank]) * module.scaling[name]
+        outputs.append((base[..., start:start + width] + adapter).to(base.dtype))
+        start, low = start + width, low + rank
+    return outputs
+
+
+def _shared_input() -> None:
+    """q/k/v and gate/up of each Llama block read the same hidden states: their frozen weights as one product and
+    their LoRA A weights as one product, instead of one of each per projection (plain LoRA at dropout 0)."""
+    from peft.tuners.lora import layer
+    from transformers.models.llama import modeling_llama as llama
+
+    lora_forward, attention_forward = layer.Linear.forward, llama.LlamaAttention.forward
+
+    def forward(self, x, *args, **kwargs):
+        ready = self.__dict__.pop("_shared_output", None)
+        if ready is not None and ready[0] is x and not args and not kwargs:
+            return ready[1]
+        return lora_forward(self, x, *args, **kwargs)
+
+    def attention(self, hidden_states, *args, **kwargs):
+        projections = (self.q_proj, self.k_proj, self.v_proj)
+        outputs = _shared_products(self, hidden_states, projections)
+        for module, output in zip(projections, outputs or ()):
+            module.__dict__["_shared_output"] = (hidden_states, output)
+        try:
+            return attention_forward(self, hidden_states, *args, **kwargs)
+        finally:
+            for module in projections:
+                module.__dict__.pop("_shared_output", None)
+
+    def mlp(self, x):
+        outputs = _shared_products(self, x, (self.gate_proj, self.up_proj))
+        if outputs is None:
+            return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(self.act_fn(outputs[0]) * outputs[1])
+
+    layer.Linear.forward = forward
+    llama.LlamaAttention.forward = attention
+    llama.LlamaMLP.forward = mlp
+
+
 PATCHES = {
     # torch's AdamW runs a Python loop over the parameters on CPU by default (foreach is CUDA-only by default);
     # the fused kernel updates all of them in one call per dtype and device, as TRL's adamw_torch_fused does.
     "adamw_fused": _adamw_with(fused=True),
     "adamw_foreach": _adamw_with(foreach=True),
     "lora_addmm": _lora_addmm,
+    "shared_input": _shared_input,
 }
 
 
