@@ -132,6 +132,28 @@ def _shared_input() -> None:
     llama.LlamaMLP.forward = mlp
 
 
+def _shared_dropout_mask() -> None:
+    """LoRA dropout drawn once per input instead of once per projection: q/k/v read the same hidden states, as do
+    gate/up, so the dropped input of the first serves the others (4 masks a Llama block instead of 7). The masks of
+    one input are then the same for those projections, where PEFT draws each its own."""
+    from tunesmith.methods import cpu_dropout
+
+    original = cpu_dropout.CpuDropout.forward
+    last = {}  # the latest call: its input (held, so it cannot be freed and its id reused), version, p and output
+
+    def forward(self, x):
+        if not self.training:
+            return original(self, x)
+        seen = last.get("call")
+        if seen is not None and seen[0] is x and seen[1] == x._version and seen[2] == self.p:
+            return seen[3]
+        out = original(self, x)
+        last["call"] = (x, x._version, self.p, out)
+        return out
+
+    cpu_dropout.CpuDropout.forward = forward
+
+
 PATCHES = {
     # torch's AdamW runs a Python loop over the parameters on CPU by default (foreach is CUDA-only by default);
     # the fused kernel updates all of them in one call per dtype and device, as TRL's adamw_torch_fused does.
@@ -139,6 +161,7 @@ PATCHES = {
     "adamw_foreach": _adamw_with(foreach=True),
     "lora_addmm": _lora_addmm,
     "shared_input": _shared_input,
+    "shared_dropout_mask": _shared_dropout_mask,
 }
 
 
