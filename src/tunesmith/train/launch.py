@@ -47,7 +47,7 @@ class RankFailure:
 def describe_exit(code: int | None) -> str:
     """'exit code 3' or 'signal SIGKILL' (a negative status, as subprocess and torchrun give it)."""
     if code is None:
-        return "a signal that killed it outright (the launcher saw another rank end first)"
+        return "a signal it could not report"  # killed outright: it wrote no ending
     if code >= 0:
         return f"exit code {code}"
     try:

@@ -30,7 +30,8 @@ def test_a_rank_killed_while_the_launcher_saw_another_end_first_is_still_the_cau
     exits = [RankFailure(0, EXIT_RANK_FAILED, 100.0), RankFailure(1, None, None)]  # rank 1 wrote no ending
     found = verdict(exits, {0: record(0, 99.5, "RuntimeError: gloo connection closed by peer")}, 2)
     assert found.error["code"] == "training_process_crashed"
-    assert found.error["message"].startswith("rank 1 of 2: the training process ended with a signal that killed it")
+    message = found.error["message"]
+    assert message.startswith("rank 1 of 2: the training process ended with a signal it could not report")
 
 
 def test_the_first_written_failure_names_the_job_error():
