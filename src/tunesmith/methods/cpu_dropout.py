@@ -10,6 +10,12 @@ The mask is applied with `where` and an in-place scale, forward and backward: `x
 the mask first (CPU type promotion materialises it), each way. Same values for finite inputs; on SmolLM2-135M short
 rows (fp32, AVX2, one thread) dropout's CPU time per step fell from 1.41 to 0.90 s and the training phase's peak
 RSS by 10% (benchmarks/README.md, "Levers").
+
+With `shared_dropout_mask` (a LoRA option) the dropouts of a model share their latest call: a dropout given the
+very tensor the previous one was given (same object, unchanged, same p) returns that output instead of drawing a
+new mask. PEFT gives every adapted projection its own dropout of the layer's input, so q/k/v then share one mask
+and gate/up another: 4 masks a Llama block instead of 7. The random stream stays a function of the step, so
+resumed runs stay exact.
 """
 
 from __future__ import annotations
@@ -20,8 +26,34 @@ from torch import nn
 _LEVELS = 1 << 15
 
 
+class LatestCall:
+    """A training-mode dropout call: its input (held, so its id cannot be reused), that input's version, p, output."""
+
+    def __init__(self):
+        self.call: tuple[torch.Tensor, int, float, torch.Tensor] | None = None
+
+    def output_for(self, x: torch.Tensor, p: float) -> torch.Tensor | None:
+        call = self.call
+        if call is not None and call[0] is x and call[1] == x._version and call[2] == p:
+            return call[3]
+        return None
+
+
 class CpuDropout(nn.Dropout):
+    def __init__(self, p: float = 0.5, inplace: bool = False, shared: LatestCall | None = None):
+        super().__init__(p, inplace)
+        self.shared = shared
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.shared is None or not self.training or self.inplace:
+            return self._drop(x)
+        out = self.shared.output_for(x, self.p)
+        if out is None:
+            out = self._drop(x)
+            self.shared.call = (x, x._version, self.p, out)
+        return out
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu" or self.inplace:
             return super().forward(x)
         threshold = round(self.p * _LEVELS)
@@ -48,12 +80,14 @@ class _Masked(torch.autograd.Function):
         return torch.where(keep, grad, 0).mul_(ctx.scale), None, None
 
 
-def use_cpu_dropout(model: nn.Module) -> int:
-    """Swap every nn.Dropout in `model` (LoRA's lora_dropout among them) for CpuDropout; returns how many."""
+def use_cpu_dropout(model: nn.Module, shared_masks: bool = False) -> int:
+    """Swap every nn.Dropout in `model` (LoRA's lora_dropout among them) for CpuDropout, sharing one LatestCall
+    when `shared_masks`; returns how many."""
+    shared = LatestCall() if shared_masks else None
     swapped = 0
     for parent in model.modules():
         for name, child in list(parent.named_children()):
             if type(child) is nn.Dropout and child.p > 0:
-                parent._modules[name] = CpuDropout(child.p, child.inplace)
+                parent._modules[name] = CpuDropout(child.p, child.inplace, shared)
                 swapped += 1
     return swapped

@@ -48,7 +48,7 @@ def test_a_key_no_method_has_lists_the_valid_keys():
     message = error_for({"name": "lora", "rank": 4})
 
     assert "  method.rank: unknown key; valid keys here: alpha, dora, dropout, init, modules_to_save, name, r, " \
-           "rslora, target_modules" in message
+           "rslora, shared_dropout_mask, target_modules" in message
 
 
 def test_a_misspelt_option_gets_a_suggestion():

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from tunesmith.methods.cpu_dropout import CpuDropout, use_cpu_dropout
+from tunesmith.methods.cpu_dropout import CpuDropout, LatestCall, use_cpu_dropout
 
 
 @pytest.mark.parametrize("p", [0.05, 0.3])
@@ -49,3 +49,57 @@ def test_swaps_lora_dropout_in_a_peft_model(tiny_llama):
     assert use_cpu_dropout(model) == 2 * 2  # two layers, two adapted modules each
     dropouts = [m for m in model.modules() if isinstance(m, nn.Dropout)]
     assert dropouts and all(type(m) is CpuDropout and m.p == 0.1 for m in dropouts)
+
+
+def _dropout_outputs(model, autocast: bool) -> dict[str, torch.Tensor]:
+    """Each LoRA dropout's output in one training forward, by the name of the projection it belongs to."""
+    outputs, hooks = {}, []
+    for name, module in model.named_modules():
+        if type(module) is CpuDropout:
+            projection = name.split(".lora_dropout")[0]
+            hooks.append(module.register_forward_hook(lambda m, i, o, key=projection: outputs.setdefault(key, o)))
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        model(input_ids=torch.randint(0, 100, (2, 12)))
+    for hook in hooks:
+        hook.remove()
+    return outputs
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_shared_masks_give_projections_of_one_input_one_mask(tiny_llama, autocast):
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(tiny_llama, LoraConfig(target_modules="all-linear", r=4, lora_dropout=0.3))
+    use_cpu_dropout(model, shared_masks=True)
+    outputs = _dropout_outputs(model, autocast)
+    layer = next(name for name in outputs if name.endswith("q_proj"))[: -len("self_attn.q_proj")]
+    parts = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
+             "mlp.up_proj", "mlp.down_proj")
+    out = {part.split(".")[-1]: outputs[layer + part] for part in parts}
+    assert out["q_proj"] is out["k_proj"] is out["v_proj"]  # one mask for the attention's input
+    assert out["gate_proj"] is out["up_proj"]  # one for the MLP's
+    distinct = [out[name] for name in ("q_proj", "o_proj", "gate_proj", "down_proj")]
+    assert len({id(tensor) for tensor in distinct}) == 4  # other inputs draw their own
+
+
+def test_without_shared_masks_every_projection_draws_its_own(tiny_llama):
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(tiny_llama, LoraConfig(target_modules="all-linear", r=4, lora_dropout=0.3))
+    use_cpu_dropout(model)
+    outputs = _dropout_outputs(model, autocast=False)
+    q, k = (outputs[next(name for name in outputs if name.endswith(part))] for part in ("q_proj", "k_proj"))
+    assert q is not k and not torch.equal(q, k)
+
+
+def test_a_shared_mask_is_not_reused_for_a_changed_or_another_input():
+    shared = LatestCall()
+    first, second = CpuDropout(0.5, shared=shared).train(), CpuDropout(0.5, shared=shared).train()
+    x = torch.ones(40, 40)
+    out = first(x)
+    assert second(x) is out
+    x.mul_(2)  # changed in place: a new mask
+    assert second(x) is not out
+    assert second(torch.ones(40, 40)) is not first(torch.ones(40, 40))  # equal values, another tensor
+    assert not torch.equal(first.eval()(x), out) and torch.equal(first(x), x)  # eval: the identity, nothing shared

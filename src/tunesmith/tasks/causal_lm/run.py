@@ -59,7 +59,7 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     set_seed(config.training.seed)  # the method's initialisation must not depend on whether the base was scored
     model = _start_trainable(model, config, source.folder)
     task.model = model
-    use_cpu_dropout(model)
+    use_cpu_dropout(model, shared_masks=getattr(config.method, "shared_dropout_mask", False))  # a LoRA option
     trainable, total = parameter_counts(model)
     whole = memory.estimate(model, STATE_BYTES[config.training.optimizer])
     need = memory.per_process(whole, config.distributed, accelerator.num_processes, local_world_size())
