@@ -18,7 +18,7 @@ from contextlib import contextmanager
 
 import torch
 from transformers import AttentionInterface
-from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 
 NAME = "tunesmith_cpu"
@@ -51,9 +51,13 @@ def _attend(module, query, key, value, mask, dropout, scaling, causal, **kwargs)
     if batch * heads * q_length * kv_length > MAX_SCORES:
         return sdpa_attention_forward(module, query, key, value, mask, dropout=dropout, scaling=scaling,
                                       is_causal=causal, **kwargs)[0]
-    groups = getattr(module, "num_key_value_groups", 1)
-    key, value = repeat_kv(key, groups), repeat_kv(value, groups)
-    scores = torch.matmul(query, key.transpose(2, 3)) * (head_dim**-0.5 if scaling is None else scaling)
+    # Grouped-query attention without repeat_kv: the query heads that share a key/value head are stacked along the
+    # query axis of that head ([batch, kv_heads, groups * query, head_dim]), so key and value are read, not copied
+    # per group, and their gradients need no sum over the groups.
+    kv_heads = key.shape[1]
+    grouped = query.reshape(batch, kv_heads, heads // kv_heads * q_length, head_dim)
+    scores = torch.matmul(grouped, key.transpose(2, 3)).view(batch, heads, q_length, kv_length)
+    scores = scores * (head_dim**-0.5 if scaling is None else scaling)
     if mask is None and causal and q_length > 1:
         mask = torch.ones(q_length, kv_length, dtype=torch.bool, device=query.device).tril(kv_length - q_length)
     if mask is not None:
@@ -62,7 +66,8 @@ def _attend(module, query, key, value, mask, dropout, scaling, causal, **kwargs)
     device = query.device.type
     probs = _Softmax.apply(scores, torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else query.dtype)
     probs = torch.nn.functional.dropout(probs, p=dropout, training=module.training)
-    return torch.matmul(probs, value).transpose(1, 2).contiguous()
+    out = torch.matmul(probs.view(batch, kv_heads, -1, kv_length), value).view(batch, heads, q_length, head_dim)
+    return out.transpose(1, 2).contiguous()
 
 
 class _Softmax(torch.autograd.Function):
