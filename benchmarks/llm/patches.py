@@ -132,36 +132,60 @@ def _shared_input() -> None:
     llama.LlamaMLP.forward = mlp
 
 
-def _shared_dropout_mask() -> None:
-    """LoRA dropout drawn once per input instead of once per projection: q/k/v read the same hidden states, as do
-    gate/up, so the dropped input of the first serves the others (4 masks a Llama block instead of 7). The masks of
-    one input are then the same for those projections, where PEFT draws each its own."""
-    from tunesmith.methods import cpu_dropout
+def _compile_blocks(dynamic: bool = True, bucket: int | None = None):
+    return lambda: _compile_blocks_with(dynamic, bucket)
 
-    original = cpu_dropout.CpuDropout.forward
-    last = {}  # the latest call: its input (held, so it cannot be freed and its id reused), version, p and output
 
-    def forward(self, x):
-        if not self.training:
-            return original(self, x)
-        seen = last.get("call")
-        if seen is not None and seen[0] is x and seen[1] == x._version and seen[2] == self.p:
-            return seen[3]
-        out = original(self, x)
-        last["call"] = (x, x._version, self.p, out)
-        return out
+def _compile_blocks_with(dynamic: bool, bucket: int | None) -> None:
+    """Each decoder block through torch.compile (inductor; with dynamic shapes one graph serves every batch length,
+    with `bucket` batches are padded to few lengths; blocks share their code and their weights are graph inputs, so
+    every block uses the same graphs), so its element-wise work, casts
+    and dropout run as fused loops between the matrix products. LoRA dropout stays nn.Dropout, which inductor fuses
+    (with its own random stream); the blocks are compiled after the activation-memory probe, whose saved-tensor
+    hooks dynamo cannot trace."""
+    from tunesmith.tasks.causal_lm import run
 
-    cpu_dropout.CpuDropout.forward = forward
+    choose = run.choose_gradient_checkpointing
+
+    def choose_then_compile(option, model, *args, **kwargs):
+        choice = choose(option, model, *args, **kwargs)
+        for module in model.modules():
+            if type(module).__name__.endswith("DecoderLayer"):
+                module.compile(dynamic=dynamic)
+        return choice
+
+    run.use_cpu_dropout = lambda model, **options: 0
+    if bucket:  # static shapes: batches padded to a multiple of `bucket` tokens, so few shapes recur
+        from tunesmith.data import collate
+
+        init = collate.PaddingCollator.__init__
+        collate.PaddingCollator.__init__ = lambda self, pad, multiple=None: init(self, pad, multiple or bucket)
+    run.choose_gradient_checkpointing = choose_then_compile
+
+
+def _malloc_keeps_freed_memory() -> None:
+    """glibc serves allocations above its mmap threshold (128 KiB at first, rising to at most 32 MiB as such blocks
+    are freed) with fresh mmaps, and gives the heap's free top back past the trim threshold: each new tensor of
+    that size then page-faults its memory in again, zeroed by the kernel. Thresholds at their maximum keep freed
+    blocks in the heap for the next step's tensors of the same size."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 << 20)
+    libc.mallopt(m_trim_threshold, 1 << 30)
 
 
 PATCHES = {
+    "malloc_keeps_freed_memory": _malloc_keeps_freed_memory,
+    "compile_blocks": _compile_blocks(),
+    "compile_blocks_static32": _compile_blocks(dynamic=False, bucket=32),
     # torch's AdamW runs a Python loop over the parameters on CPU by default (foreach is CUDA-only by default);
     # the fused kernel updates all of them in one call per dtype and device, as TRL's adamw_torch_fused does.
     "adamw_fused": _adamw_with(fused=True),
     "adamw_foreach": _adamw_with(foreach=True),
     "lora_addmm": _lora_addmm,
     "shared_input": _shared_input,
-    "shared_dropout_mask": _shared_dropout_mask,
 }
 
 
