@@ -33,8 +33,7 @@ class LoraOptions(Section):
     modules_to_save: list[str] | None = Field(None, description="modules trained in full and saved with the adapter")
     shared_dropout_mask: bool = Field(
         False, description="projections that read the same input (q/k/v, gate/up) share one dropout mask instead of "
-                           "one each: fewer random draws (1.05x tokens/s on an AVX512-BF16 CPU), a slightly different "
-                           "regulariser than PEFT's")
+                           "one each: fewer random draws (faster on CPUs), a slightly different regulariser than PEFT's")
 
     @field_validator("init")
     @classmethod
