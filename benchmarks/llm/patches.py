@@ -176,7 +176,15 @@ def _malloc_keeps_freed_memory() -> None:
     libc.mallopt(m_trim_threshold, 1 << 30)
 
 
+def _flush_denormals() -> None:
+    """Subnormal floats flushed to zero (FTZ and DAZ in the calling thread's MXCSR only: OpenMP workers keep theirs).
+    Intel cores take a microcode assist per subnormal operand or result; a log-softmax over a 49k vocabulary makes
+    them (exp of logits far below the row's maximum)."""
+    torch.set_flush_denormal(True)
+
+
 PATCHES = {
+    "flush_denormals": _flush_denormals,
     "malloc_keeps_freed_memory": _malloc_keeps_freed_memory,
     "compile_blocks": _compile_blocks(),
     "compile_blocks_static32": _compile_blocks(dynamic=False, bucket=32),

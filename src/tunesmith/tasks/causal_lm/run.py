@@ -18,6 +18,7 @@ from tunesmith.data.token_cache import encode_cached
 from tunesmith.data.tokenize import text_blocks
 from tunesmith.errors import TunesmithError
 from tunesmith.methods import frozen_precision, memory
+from tunesmith.methods.adapter_input_cast import adapter_inputs_in_compute_dtype
 from tunesmith.methods.apply import apply_method, save_final
 from tunesmith.methods.cpu_dropout import use_cpu_dropout
 from tunesmith.methods.parameters import load_trainable_state, parameter_counts
@@ -94,6 +95,7 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     # Not under FSDP or DeepSpeed: their shards are made from the swapped weights and cannot be swapped back.
     fast_frozen = frozen_precision.applies_to(config.method) and not shards_model(accelerator)
     with (frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
+          adapter_inputs_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
           cpu_attention(model, accelerator.device)):
         result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
                        checkpoint_files={"config.yaml": config_text(config)}, on_step_end=on_step_end,
