@@ -6,6 +6,11 @@ recompute in backward, the one-hot fill/scatter and several full-vocabulary pass
 900 tokens x 49k vocabulary on CPU. The matmuls run in the autocast dtype when autocast is on, as
 nn.Linear would (a frozen head tied to the embedding is cast once per training, see methods/frozen_precision.py);
 the softmax is float32.
+
+The chunks' [128, vocab] logits, their float32 copy and log-probabilities live in three buffers made once per call
+and written with `out=`. A fresh 25 MB tensor per chunk is served by a fresh mmap whenever glibc has returned the
+last one to the kernel, and then page-faults in zeroed on first touch: on Xeon-AMX that took the cross-entropy from
+89 to 651 ms of a 4.5 s step, depending on the heap's history (benchmarks/README.md, "Levers").
 """
 
 from __future__ import annotations
@@ -28,10 +33,36 @@ def linear_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, targets: to
         return _LinearCrossEntropy.apply(hidden, weight, targets, compute_dtype)
 
 
+class _ChunkBuffers:
+    """The per-chunk tensors of one call, allocated once: logits (then the logits' gradient) in the compute dtype,
+    their float32 copy (none when that is float32) and the log-probabilities."""
+
+    def __init__(self, hidden: torch.Tensor, weight: torch.Tensor):
+        shape, device = (min(CHUNK_TOKENS, hidden.shape[0]), weight.shape[0]), hidden.device
+        self.logits = torch.empty(shape, dtype=hidden.dtype, device=device)
+        self.logits_fp32 = None if hidden.dtype == torch.float32 else torch.empty(shape, device=device)
+        self.log_probs = torch.empty(shape, dtype=torch.float32, device=device)
+
+    def log_softmax(self, hidden_rows: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """log_softmax(float(hidden_rows @ weight.T)) in the buffers; returns the log-probabilities' rows."""
+        rows = hidden_rows.shape[0]
+        logits = torch.mm(hidden_rows, weight.T, out=self.logits[:rows])
+        if self.logits_fp32 is not None:
+            logits = self.logits_fp32[:rows].copy_(logits)
+        return torch.log_softmax(logits, dim=-1, out=self.log_probs[:rows])
+
+    def in_compute_dtype(self, grad_logits: torch.Tensor) -> torch.Tensor:
+        """The float32 gradient of the logits, written over the logits in the compute dtype (itself if float32)."""
+        if self.logits_fp32 is None:
+            return grad_logits
+        return self.logits[: grad_logits.shape[0]].copy_(grad_logits)
+
+
 def _summed_loss(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    buffers = _ChunkBuffers(hidden, weight)
     for start in range(0, targets.numel(), CHUNK_TOKENS):
-        log_probs = torch.log_softmax((hidden[start : start + CHUNK_TOKENS] @ weight.T).float(), dim=-1)
+        log_probs = buffers.log_softmax(hidden[start : start + CHUNK_TOKENS], weight)
         total -= log_probs.gather(1, targets[start : start + CHUNK_TOKENS, None]).sum()
     return total
 
@@ -43,16 +74,17 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_hidden = torch.empty_like(h)
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if ctx.needs_input_grad[1] else None
         total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+        buffers = _ChunkBuffers(h, w)
         for start in range(0, targets.numel(), CHUNK_TOKENS):
             rows = slice(start, start + CHUNK_TOKENS)
             chunk_targets = targets[rows]
-            log_probs = torch.log_softmax((h[rows] @ w.T).float(), dim=-1)
+            log_probs = buffers.log_softmax(h[rows], w)
             total -= log_probs.gather(1, chunk_targets[:, None]).sum()
             # d(sum CE)/d(logits) = softmax - one_hot(target)
             grad_logits = log_probs.exp_()
             grad_logits[torch.arange(chunk_targets.numel(), device=hidden.device), chunk_targets] -= 1
-            grad_logits = grad_logits.to(compute_dtype)
-            grad_hidden[rows] = grad_logits @ w
+            grad_logits = buffers.in_compute_dtype(grad_logits)
+            torch.mm(grad_logits, w, out=grad_hidden[rows])
             if grad_weight is not None:
                 grad_weight += (grad_logits.T @ h[rows]).float()
         ctx.hidden_dtype = hidden.dtype

@@ -73,3 +73,28 @@ def test_no_rows_gives_zero_and_backpropagates():
     loss = linear_cross_entropy(hidden, torch.randn(50, 16), torch.zeros(0, dtype=torch.long))
     loss.backward()
     assert loss.item() == 0.0 and hidden.grad.shape == (0, 16)
+
+
+@pytest.mark.parametrize("chunk", [7, 128])
+def test_bf16_chunks_in_reused_buffers_equal_fresh_tensors_bit_for_bit(inputs, monkeypatch, chunk):
+    """The buffers written with out= (the last chunk shorter than the rest) give what per-chunk tensors give."""
+    monkeypatch.setattr(lce_module, "CHUNK_TOKENS", chunk)
+    hidden, weight, targets = inputs
+    h, w = hidden.bfloat16(), weight.bfloat16()
+    expected_loss, expected_grad = torch.zeros(()), torch.empty_like(h)
+    for start in range(0, targets.numel(), chunk):
+        rows = slice(start, start + chunk)
+        log_probs = torch.log_softmax((h[rows] @ w.T).float(), dim=-1)
+        expected_loss -= log_probs.gather(1, targets[rows, None]).sum()
+        grad = log_probs.exp_()
+        grad[torch.arange(grad.shape[0]), targets[rows]] -= 1
+        expected_grad[rows] = grad.bfloat16() @ w
+
+    hidden = hidden.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = linear_cross_entropy(hidden, weight, targets)
+    loss.backward()
+    assert torch.equal(loss, expected_loss)
+    assert torch.equal(hidden.grad, expected_grad.float())
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(linear_cross_entropy(hidden, weight, targets), expected_loss)
