@@ -9,8 +9,8 @@ the softmax is float32.
 
 The chunks' [128, vocab] logits, their float32 copy and log-probabilities live in three buffers made once per call
 and written with `out=`. A fresh 25 MB tensor per chunk is served by a fresh mmap whenever glibc has returned the
-last one to the kernel, and then page-faults in zeroed on first touch: on Xeon-AMX that took the cross-entropy from
-89 to 651 ms of a 4.5 s step, depending on the heap's history (benchmarks/README.md, "Levers").
+last one to the kernel, and then page-faults in zeroed on first touch. On Xeon-AMX the cross-entropy took 651 ms of a
+4.5 s step in one profile and 89 ms with glibc told to keep freed memory (benchmarks/README.md, "Levers").
 """
 
 from __future__ import annotations
