@@ -4,8 +4,7 @@ mixed precision.
 Under autocast an adapted Linear casts its fp32 input for its frozen product, and PEFT runs LoRA dropout on the
 fp32 input, which autocast casts again for the A product: q, k and v of a Llama block read the same tensor and
 cast it six times, gate and up four. Here a forward pre-hook on each plain LoRA Linear hands it the compute-dtype
-copy of its input, made once per tensor (kept while the input is unchanged, as methods/cpu_dropout.py keeps its
-latest call), and PEFT's cast back to the fp32 adapter dtype is off, so dropout reads and writes half as many
+copy of its input, made once per tensor (methods/latest_input.py, as the shared dropout masks are), and PEFT's cast back to the fp32 adapter dtype is off, so dropout reads and writes half as many
 bytes. The frozen products see the same bf16 operands as before. What changes is rounding, as in a model loaded
 in bf16: dropout's 1/(1-p) scale is applied to the rounded input (one more rounding of the A product's input), and
 the gradients of the layers sharing an input are summed in the compute dtype before the one cast back. On a tiny
@@ -24,21 +23,7 @@ import torch
 from torch import nn
 
 from tunesmith.methods.frozen_precision import COMPUTE_DTYPES
-
-
-class LatestCast:
-    """The latest input cast: that input (held, so its id cannot be reused), its version, the dtype, the copy."""
-
-    def __init__(self):
-        self.cast: tuple[torch.Tensor, int, torch.dtype, torch.Tensor] | None = None
-
-    def of(self, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        cast = self.cast
-        if cast is not None and cast[0] is x and cast[1] == x._version and cast[2] == dtype:
-            return cast[3]
-        copy = x.to(dtype)
-        self.cast = (x, x._version, dtype, copy)
-        return copy
+from tunesmith.methods.latest_input import LatestResult
 
 
 @contextmanager
@@ -47,14 +32,16 @@ def adapter_inputs_in_compute_dtype(model: nn.Module, mixed_precision: str, enab
     how many layers."""
     dtype = COMPUTE_DTYPES.get(mixed_precision)
     layers = plain_lora_linears(model) if enabled and dtype is not None else []
-    latest = LatestCast()
+    latest = LatestResult()
 
     def cast_input(module, args):
         x = args[0]
         device = x.device.type
         if x.dtype != torch.float32 or not torch.is_autocast_enabled(device):
             return None
-        return (latest.of(x, torch.get_autocast_dtype(device)), *args[1:])
+        dtype = torch.get_autocast_dtype(device)
+        cast = latest.get(x, dtype)
+        return (latest.put(x, dtype, x.to(dtype)) if cast is None else cast, *args[1:])
 
     hooks = [layer.register_forward_pre_hook(cast_input) for layer in layers]
     flags = [layer.cast_input_dtype_enabled for layer in layers]
@@ -63,7 +50,7 @@ def adapter_inputs_in_compute_dtype(model: nn.Module, mixed_precision: str, enab
     try:
         yield len(layers)
     finally:
-        latest.cast = None
+        latest.entry = None
         for hook in hooks:
             hook.remove()
         for layer, flag in zip(layers, flags):

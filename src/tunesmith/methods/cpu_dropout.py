@@ -11,9 +11,9 @@ the mask first (CPU type promotion materialises it), each way. Same values for f
 rows (fp32, AVX2, one thread) dropout's CPU time per step fell from 1.41 to 0.90 s and the training phase's peak
 RSS by 10% (benchmarks/README.md, "Levers").
 
-With `shared_dropout_mask` (a LoRA option) the dropouts of a model share their latest call: a dropout given the
-very tensor the previous one was given (same object, unchanged, same p) returns that output instead of drawing a
-new mask. PEFT gives every adapted projection its own dropout of the layer's input, so q/k/v then share one mask
+With `shared_dropout_mask` (a LoRA option) the dropouts of a model share their latest call
+(methods/latest_input.py): a dropout given the very tensor the previous one was given (same object, unchanged,
+same p) returns that output instead of drawing a new mask. PEFT gives every adapted projection its own dropout of the layer's input, so q/k/v then share one mask
 and gate/up another: 4 masks a Llama block instead of 7. The random stream stays a function of the step, so
 resumed runs stay exact.
 """
@@ -23,35 +23,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from tunesmith.methods.latest_input import LatestResult
+
 _LEVELS = 1 << 15
 
 
-class LatestCall:
-    """A training-mode dropout call: its input (held, so its id cannot be reused), that input's version, p, output."""
-
-    def __init__(self):
-        self.call: tuple[torch.Tensor, int, float, torch.Tensor] | None = None
-
-    def output_for(self, x: torch.Tensor, p: float) -> torch.Tensor | None:
-        call = self.call
-        if call is not None and call[0] is x and call[1] == x._version and call[2] == p:
-            return call[3]
-        return None
-
-
 class CpuDropout(nn.Dropout):
-    def __init__(self, p: float = 0.5, inplace: bool = False, shared: LatestCall | None = None):
+    def __init__(self, p: float = 0.5, inplace: bool = False, shared: LatestResult | None = None):
         super().__init__(p, inplace)
         self.shared = shared
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.shared is None or not self.training or self.inplace:
             return self._drop(x)
-        out = self.shared.output_for(x, self.p)
-        if out is None:
-            out = self._drop(x)
-            self.shared.call = (x, x._version, self.p, out)
-        return out
+        out = self.shared.get(x, self.p)
+        return self.shared.put(x, self.p, self._drop(x)) if out is None else out
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0 or x.device.type != "cpu" or self.inplace:
@@ -81,9 +67,9 @@ class _Masked(torch.autograd.Function):
 
 
 def use_cpu_dropout(model: nn.Module, shared_masks: bool = False) -> int:
-    """Swap every nn.Dropout in `model` (LoRA's lora_dropout among them) for CpuDropout, sharing one LatestCall
+    """Swap every nn.Dropout in `model` (LoRA's lora_dropout among them) for CpuDropout, sharing one LatestResult
     when `shared_masks`; returns how many."""
-    shared = LatestCall() if shared_masks else None
+    shared = LatestResult() if shared_masks else None
     swapped = 0
     for parent in model.modules():
         for name, child in list(parent.named_children()):

@@ -5,7 +5,7 @@ import copy
 import torch
 from peft import LoraConfig, get_peft_model
 
-from tunesmith.methods.adapter_input_cast import LatestCast, adapter_inputs_in_compute_dtype, plain_lora_linears
+from tunesmith.methods.adapter_input_cast import adapter_inputs_in_compute_dtype, plain_lora_linears
 from tunesmith.methods.cpu_dropout import use_cpu_dropout
 from tunesmith.tasks.causal_lm.loss import causal_lm_loss
 
@@ -98,15 +98,3 @@ def test_dora_layers_keep_peft_casts(tiny_llama):
     model = lora(copy.deepcopy(tiny_llama), use_dora=True)
     with adapter_inputs_in_compute_dtype(model, "bf16") as layers:
         assert layers == 0
-
-
-def test_latest_cast_is_remade_for_a_changed_or_another_input():
-    latest = LatestCast()
-    x = torch.randn(3, 4)
-    first = latest.of(x, torch.bfloat16)
-    assert latest.of(x, torch.bfloat16) is first
-    x.add_(1)  # in place: a new version
-    second = latest.of(x, torch.bfloat16)
-    assert second is not first and torch.equal(second, x.to(torch.bfloat16))
-    assert latest.of(x.clone(), torch.bfloat16) is not second
-    assert latest.of(x, torch.float16).dtype == torch.float16

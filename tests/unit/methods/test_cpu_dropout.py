@@ -2,7 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from tunesmith.methods.cpu_dropout import CpuDropout, LatestCall, use_cpu_dropout
+from tunesmith.methods.cpu_dropout import CpuDropout, use_cpu_dropout
+from tunesmith.methods.latest_input import LatestResult
 
 
 @pytest.mark.parametrize("p", [0.05, 0.3])
@@ -94,7 +95,7 @@ def test_without_shared_masks_every_projection_draws_its_own(tiny_llama):
 
 
 def test_a_shared_mask_is_not_reused_for_a_changed_or_another_input():
-    shared = LatestCall()
+    shared = LatestResult()
     first, second = CpuDropout(0.5, shared=shared).train(), CpuDropout(0.5, shared=shared).train()
     x = torch.ones(40, 40)
     out = first(x)
@@ -102,5 +103,5 @@ def test_a_shared_mask_is_not_reused_for_a_changed_or_another_input():
     x.mul_(2)  # changed in place: a new mask
     assert second(x) is not out
     assert second(torch.ones(40, 40)) is not first(torch.ones(40, 40))  # equal values, another tensor
-    latest = shared.call
-    assert torch.equal(first.eval()(x), x) and shared.call is latest  # eval: the identity, nothing recorded
+    latest = shared.entry
+    assert torch.equal(first.eval()(x), x) and shared.entry is latest  # eval: the identity, nothing recorded
