@@ -34,21 +34,33 @@ class CpuDropout(nn.Dropout):
         self.shared = shared
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.shared is None or not self.training or self.inplace:
-            return self._drop(x)
-        out = self.shared.get(x, self.p)
-        return self.shared.put(x, self.p, self._drop(x)) if out is None else out
+        return self._shared(x, scaled=True)[0]
 
-    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_unscaled(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """x with the dropped elements zeroed and the kept ones not yet scaled, and the scale 1 / (1 - p) they are
+        owed, for a caller that folds it into a later linear product (methods/lora_folded_scales.py)."""
+        return self._shared(x, scaled=False)
+
+    def _shared(self, x: torch.Tensor, scaled: bool) -> tuple[torch.Tensor, float]:
+        if self.shared is None or not self.training or self.inplace:
+            return self._drop(x, scaled)
+        key = (self.p, scaled)
+        out = self.shared.get(x, key)
+        return self.shared.put(x, key, self._drop(x, scaled)) if out is None else out
+
+    def _drop(self, x: torch.Tensor, scaled: bool) -> tuple[torch.Tensor, float]:
         if not self.training or self.p == 0 or x.device.type != "cpu" or self.inplace:
-            return super().forward(x)
+            return super().forward(x), 1.0
         threshold = round(self.p * _LEVELS)
         if threshold >= _LEVELS:
-            return x * 0
+            return x * 0, 1.0
         # random_ fills int64 with [0, 2^63): the top 16-bit word of each has one bit less, hence 15-bit uniforms.
         draws = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_()
         uniforms = draws.view(torch.int16)[: x.numel()].view(x.shape) & (_LEVELS - 1)
-        return _Masked.apply(x, uniforms >= threshold, _LEVELS / (_LEVELS - threshold))
+        scale = _LEVELS / (_LEVELS - threshold)
+        if scaled:
+            return _Masked.apply(x, uniforms >= threshold, scale), 1.0
+        return _Masked.apply(x, uniforms >= threshold, 1.0), scale
 
 
 class _Masked(torch.autograd.Function):
@@ -58,12 +70,17 @@ class _Masked(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
         ctx.save_for_backward(keep)
         ctx.scale = scale
-        return torch.where(keep, x, 0).mul_(scale)
+        return _masked(x, keep, scale)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (keep,) = ctx.saved_tensors
-        return torch.where(keep, grad, 0).mul_(ctx.scale), None, None
+        return _masked(grad, keep, ctx.scale), None, None
+
+
+def _masked(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+    out = torch.where(keep, x, 0)
+    return out if scale == 1.0 else out.mul_(scale)
 
 
 def use_cpu_dropout(model: nn.Module, shared_masks: bool = False) -> int:

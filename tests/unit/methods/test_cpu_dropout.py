@@ -105,3 +105,25 @@ def test_a_shared_mask_is_not_reused_for_a_changed_or_another_input():
     assert second(torch.ones(40, 40)) is not first(torch.ones(40, 40))  # equal values, another tensor
     latest = shared.entry
     assert torch.equal(first.eval()(x), x) and shared.entry is latest  # eval: the identity, nothing recorded
+
+
+def test_unscaled_forward_owes_the_scale_the_scaled_one_applies():
+    dropout, x = CpuDropout(0.2).train(), torch.randn(64, 40, requires_grad=True)
+    torch.manual_seed(3)
+    scaled = dropout(x)
+    torch.manual_seed(3)
+    unscaled, scale = dropout.forward_unscaled(x)
+    assert scale == pytest.approx(1 / (1 - 0.2), abs=1e-4)
+    assert torch.equal(unscaled != 0, scaled != 0)  # the same mask
+    assert torch.allclose(unscaled * scale, scaled)
+    unscaled.sum().backward()
+    assert torch.equal(x.grad, (unscaled != 0).float())  # the backward owes the same scale
+    assert dropout.eval().forward_unscaled(x) == (x, 1.0)
+
+
+def test_shared_masks_keep_scaled_and_unscaled_outputs_apart():
+    shared, x = LatestResult(), torch.randn(16, 8)
+    first, second = CpuDropout(0.3, shared=shared).train(), CpuDropout(0.3, shared=shared).train()
+    unscaled, scale = first.forward_unscaled(x)
+    assert second.forward_unscaled(x)[0] is unscaled  # q's mask serves k
+    assert not torch.equal(second(x), unscaled)  # a scaled request is not served the unscaled tensor

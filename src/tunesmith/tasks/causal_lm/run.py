@@ -21,6 +21,7 @@ from tunesmith.methods import frozen_precision, memory
 from tunesmith.methods.adapter_input_cast import adapter_inputs_in_compute_dtype
 from tunesmith.methods.apply import apply_method, save_final
 from tunesmith.methods.cpu_dropout import use_cpu_dropout
+from tunesmith.methods.lora_folded_scales import lora_scales_folded
 from tunesmith.methods.parameters import load_trainable_state, parameter_counts
 from tunesmith.models.load import load_adapter, load_model_for_method, load_tokenizer, resolve_model
 from tunesmith.provenance import config_text, write_provenance
@@ -94,9 +95,11 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     memory.check_fits(method.name, need, total, accelerator.device, loaded_weights=whole.weights)
     started = time.perf_counter()
     # Not under FSDP or DeepSpeed: their shards are made from the swapped weights and cannot be swapped back.
-    fast_frozen = frozen_precision.applies_to(config.method) and not shards_model(accelerator)
+    sharded = shards_model(accelerator)
+    fast_frozen = frozen_precision.applies_to(config.method) and not sharded
     with (frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
           adapter_inputs_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
+          lora_scales_folded(model, enabled=not sharded),
           cpu_attention(model, accelerator.device), cpu_rms_norm(model, accelerator.device)):
         result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
                        checkpoint_files={"config.yaml": config_text(config)}, on_step_end=on_step_end,

@@ -12,6 +12,7 @@ from accelerate.utils import set_seed
 
 from tunesmith import events as ev
 from tunesmith.methods import memory
+from tunesmith.methods.lora_folded_scales import lora_scales_folded
 from tunesmith.methods.parameters import parameter_counts
 from tunesmith.models.diffusion import load_diffusion
 from tunesmith.provenance import config_text
@@ -22,7 +23,7 @@ from tunesmith.tasks.diffusion.report import write_report
 from tunesmith.tasks.diffusion.task import DiffusionTask
 from tunesmith.tasks.diffusion.trained import save_trained
 from tunesmith.tasks.diffusion.validation import SampleGrids, run_sampling
-from tunesmith.train.distributed import broadcast_from_main
+from tunesmith.train.distributed import broadcast_from_main, shards_model
 from tunesmith.train.loop import train
 from tunesmith.train.optimizer import STATE_BYTES
 
@@ -74,10 +75,11 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     for subscriber in (losses, resumed):
         events.subscribe(subscriber)
     try:
-        result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
-                       checkpoint_files={"config.yaml": config_text(config)}, on_step_end=after_step,
-                       memory_plan=f"{memory.describe(need)} + {memory.describe_activations(activations)}",
-                       companions={"ema": average} if average is not None else None)
+        with lora_scales_folded(task.model, enabled=not shards_model(accelerator)):
+            result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
+                           checkpoint_files={"config.yaml": config_text(config)}, on_step_end=after_step,
+                           memory_plan=f"{memory.describe(need)} + {memory.describe_activations(activations)}",
+                           companions={"ema": average} if average is not None else None)
     finally:
         for subscriber in (losses, resumed):
             events.unsubscribe(subscriber)
