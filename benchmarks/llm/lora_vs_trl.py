@@ -8,7 +8,9 @@ Both tools train the embedded SmolLM2-135M-Instruct on the same chat data with t
 learning rate and schedule, epochs, batch size, precision, seed and completion-only loss. Runs alternate
 (tunesmith, TRL, TRL, tunesmith, ...) and each is a child process of its own, so every peak is per run. Before
 the runs the machine is measured (common/machine.py), and each tool's tokens/s is also given as a fraction of the
-machine's LoRA ceiling.
+machine's LoRA ceiling. "After step 1" columns leave the first optimizer step out: on some machines (this
+project's EPYC-AVX2 host) the first touch of fresh memory costs ~2 s/GiB and makes step 1 two to three times slower in
+both tools, which on a short benchmark hides the steady speed a long run has.
 benchmarks/README.md says what each number means and where the comparison is not like for like.
 """
 
@@ -53,6 +55,9 @@ COLUMNS = [
     Column("tokens_per_s", "tokens/s", ".1f"),
     Column("ceiling_fraction", "of ceiling", ".1%"),
     Column("ceiling_fraction_cpu", "of ceiling, CPU time", ".1%"),
+    Column("steady_tokens_per_s", "tokens/s after step 1", ".1f"),
+    Column("steady_ceiling_fraction", "of ceiling after step 1", ".1%"),
+    Column("first_step_seconds", "step 1 s", ".1f"),
     Column("train_seconds", "train s", ".1f"),
     Column("train_cpu_seconds", "train CPU s", ".1f"),
     Column("optimizer_steps", "optimizer steps", ".0f"),
@@ -205,8 +210,10 @@ def ceiling_line(capability: dict) -> str:
 def ceiling_fractions(result: dict, capability: dict) -> dict:
     """A run's tokens/s over the ceiling, in wall time and (CPU) in CPU time: tokens per CPU second of the run over
     the matmul's FLOPs per CPU second, which a busy machine changes least."""
-    fractions = {"ceiling_fraction": result["tokens_per_s"] / capability["ceiling_tokens_per_s"],
-                 "ceiling_fraction_cpu": None}
+    ceiling = capability["ceiling_tokens_per_s"]
+    steady = result.get("steady_tokens_per_s")
+    fractions = {"ceiling_fraction": result["tokens_per_s"] / ceiling, "ceiling_fraction_cpu": None,
+                 "steady_ceiling_fraction": steady and steady / ceiling}
     if capability.get("ceiling_tokens_per_cpu_s") and result.get("train_cpu_seconds"):
         fractions["ceiling_fraction_cpu"] = (
             result["tokens"] / result["train_cpu_seconds"] / capability["ceiling_tokens_per_cpu_s"]
@@ -260,6 +267,9 @@ class Trained:
     steps: int
     losses: list[float]  # per logged step
     config: dict  # the tool's effective settings, for the results file
+    # Per optimizer step, from the tool's own log: (seconds into training at the step's end, tokens trained so
+    # far, attention-mask ones). Only differences are used, so each tool's own clock start does not matter.
+    step_ends: list[tuple[float, int]]
     reported_tokens: int | None = None  # the tool's own count of input tokens, where it keeps one (TRL)
 
 
@@ -281,6 +291,7 @@ def run_job(tool: str, job: dict, result_path: Path) -> None:
         "train_seconds": phase.seconds,
         "train_cpu_seconds": phase.cpu_seconds,
         "tokens_per_s": tokens / phase.seconds,
+        **after_first_step(trained.step_ends),
         "optimizer_steps": trained.steps,
         "final_train_loss": statistics.mean(trained.losses[-LOSS_WINDOW:]),
         "train_losses": trained.losses,
@@ -291,6 +302,20 @@ def run_job(tool: str, job: dict, result_path: Path) -> None:
         "parameter_dtype": str(next(trained.model.parameters()).dtype),
         "config": trained.config,
     }, indent=2))
+
+
+def after_first_step(step_ends: list[tuple[float, int]]) -> dict:
+    """Each step's seconds and tokens, and the steady speed: tokens of steps 2..N over the time from step 1's end
+    to step N's (None for a one-step run)."""
+    ends = [(0.0, 0)] + step_ends
+    seconds = [later[0] - earlier[0] for earlier, later in zip(ends, ends[1:])]
+    tokens = [later[1] - earlier[1] for earlier, later in zip(ends, ends[1:])]
+    return {
+        "steady_tokens_per_s": sum(tokens[1:]) / sum(seconds[1:]) if len(seconds) >= 2 else None,
+        "first_step_seconds": seconds[0] if seconds else None,
+        "step_seconds": seconds,
+        "step_tokens": tokens,
+    }
 
 
 def tunesmith_config(job: dict, output_dir: Path):
@@ -352,14 +377,15 @@ def train_tunesmith(job: dict, output_dir: Path) -> Trained:
 
     llm_run.train = measured_loop
     tunesmith_run.run(config, overwrite=True)
-    records = read_metrics(output_dir / "metrics.jsonl")
+    records = [record for record in read_metrics(output_dir / "metrics.jsonl") if record["type"] == "train"]
     return Trained(
         model=seen["model"],
         phase=seen["phase"],
         epoch_tokens=sum(len(example["input_ids"]) for example in seen["train_set"]),
         steps=seen["result"].state.step,
-        losses=[record["loss"] for record in records if record["type"] == "train"],
+        losses=[record["loss"] for record in records],
         config=config.model_dump(mode="json"),
+        step_ends=[(record["elapsed"], record["tokens_seen"]) for record in records],  # log_every is 1
     )
 
 
@@ -401,8 +427,22 @@ def trl_config(job: dict, output_dir: Path) -> dict:
 def train_trl(job: dict, output_dir: Path) -> Trained:
     from datasets import Dataset
     from peft import LoraConfig
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
     from trl import SFTConfig, SFTTrainer
+
+    class StepClock(TrainerCallback):
+        """Seconds from the training loop's start to each optimizer step's end (after the optimizer and the
+        scheduler, before logging), as tunesmith's `elapsed`."""
+
+        def __init__(self):
+            self.start = 0.0
+            self.ends: dict[int, float] = {}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.ends[state.global_step] = time.perf_counter() - self.start
 
     folder = embedded_model_dir()
     tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -416,12 +456,16 @@ def train_trl(job: dict, output_dir: Path) -> Trained:
         r=LORA["r"], lora_alpha=LORA["alpha"], lora_dropout=LORA["dropout"],
         target_modules=LORA["target_modules"], task_type="CAUSAL_LM",
     )
+    clock = StepClock()
     trainer = SFTTrainer(
-        model=model, args=SFTConfig(**settings), train_dataset=dataset, processing_class=tokenizer, peft_config=lora
+        model=model, args=SFTConfig(**settings), train_dataset=dataset, processing_class=tokenizer, peft_config=lora,
+        callbacks=[clock],
     )
     with Phase() as phase:
         trainer.train()
     history = trainer.state.log_history
+    # num_tokens: TRL's running count of attention-mask ones, logged at every step (logging_steps=1)
+    tokens_at = {entry["step"]: int(entry["num_tokens"]) for entry in history if "num_tokens" in entry}
     return Trained(
         model=trainer.model,
         phase=phase,
@@ -429,6 +473,7 @@ def train_trl(job: dict, output_dir: Path) -> Trained:
         steps=trainer.state.global_step,
         losses=[entry["loss"] for entry in history if "loss" in entry],
         config=settings,
+        step_ends=[(clock.ends[step], tokens_at[step]) for step in sorted(clock.ends) if step in tokens_at],
         reported_tokens=max((int(entry["num_tokens"]) for entry in history if "num_tokens" in entry), default=None),
     )
 
