@@ -19,6 +19,8 @@ import torch
 from torch import nn
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
+from tunesmith.tasks.causal_lm.llama_code import runs_forward_of
+
 
 class _RMSNorm(torch.autograd.Function):
     @staticmethod
@@ -46,17 +48,10 @@ def _forward(module, hidden_states: torch.Tensor) -> torch.Tensor:
     return _RMSNorm.apply(hidden_states, module.weight, module.variance_epsilon)
 
 
-def _is_llama_norm(module: nn.Module) -> bool:
-    forward = getattr(type(module), "forward", None)
-    code, llama = getattr(forward, "__code__", None), LlamaRMSNorm.forward.__code__
-    return code is not None and (code.co_code, code.co_consts, code.co_names) == (
-        llama.co_code, llama.co_consts, llama.co_names)
-
-
 @contextmanager
 def cpu_rms_norm(model: nn.Module, device: torch.device):
     """Inside the block a CPU model's Llama-style RMSNorms use `_RMSNorm`; yields how many."""
-    norms = [m for m in model.modules() if _is_llama_norm(m)] if device.type == "cpu" else []
+    norms = [m for m in model.modules() if runs_forward_of(m, LlamaRMSNorm)] if device.type == "cpu" else []
     for norm in norms:
         norm.forward = _forward.__get__(norm)
     try:

@@ -29,6 +29,7 @@ from tunesmith.run import RunResult
 from tunesmith.tasks.causal_lm.activation_memory import choose_gradient_checkpointing, probe_batch
 from tunesmith.tasks.causal_lm.cpu_attention import cpu_attention
 from tunesmith.tasks.causal_lm.cpu_rms_norm import cpu_rms_norm
+from tunesmith.tasks.causal_lm.gated_mlp import gated_mlp_keeping_less
 from tunesmith.tasks.causal_lm.run_scoring import RunScoring
 from tunesmith.tasks.causal_lm.task import CausalLMTask, largest_micro_batch_tokens
 from tunesmith.train.distributed import broadcast_from_main, local_world_size, shards_model
@@ -100,7 +101,8 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     with (frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
           adapter_inputs_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
           lora_scales_folded(model, enabled=not sharded),
-          cpu_attention(model, accelerator.device), cpu_rms_norm(model, accelerator.device)):
+          cpu_attention(model, accelerator.device), cpu_rms_norm(model, accelerator.device),
+          gated_mlp_keeping_less(model)):
         result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
                        checkpoint_files={"config.yaml": config_text(config)}, on_step_end=on_step_end,
                        memory_plan=f"{memory.describe(need)} + activations ~{activations:.2f} GiB")
