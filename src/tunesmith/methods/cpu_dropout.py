@@ -16,11 +16,17 @@ With `shared_dropout_mask` (a LoRA option) the dropouts of a model share their l
 same p) returns that output instead of drawing a new mask. PEFT gives every adapted projection its own dropout of the layer's input, so q/k/v then share one mask
 and gate/up another: 4 masks a Llama block instead of 7. The random stream stays a function of the step, so
 resumed runs stay exact.
+
+`keep_mask` hands out the mask alone, for `masked_linear`: the masked input's product with a weight that keeps the
+input and the mask for backward instead of the masked copy, and rebuilds the copy there (one `where`). Layers that
+read one input (q/k/v, gate/up) then leave autograd one tensor between them, not a masked copy each
+(methods/lora_folded_scales.py).
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.methods.latest_input import LatestResult
@@ -48,19 +54,47 @@ class CpuDropout(nn.Dropout):
         out = self.shared.get(x, key)
         return self.shared.put(x, key, self._drop(x, scaled)) if out is None else out
 
+    def keep_mask(self, x: torch.Tensor) -> tuple[torch.Tensor, float] | None:
+        """The mask of kept elements this dropout would apply to x (shared as its outputs are) and the scale
+        1 / (1 - p) owed to them; None where it draws none (eval, p == 0, p ~ 1, in place, not on CPU)."""
+        if not self._draws(x):
+            return None
+        if self.shared is None:
+            return self._draw(x)
+        key = (self.p, "mask")
+        out = self.shared.get(x, key)
+        return self.shared.put(x, key, self._draw(x)) if out is None else out
+
     def _drop(self, x: torch.Tensor, scaled: bool) -> tuple[torch.Tensor, float]:
         if not self.training or self.p == 0 or x.device.type != "cpu" or self.inplace:
             return super().forward(x), 1.0
-        threshold = round(self.p * _LEVELS)
-        if threshold >= _LEVELS:
+        if round(self.p * _LEVELS) >= _LEVELS:
             return x * 0, 1.0
+        keep, scale = self._draw(x)
+        if scaled:
+            return _Masked.apply(x, keep, scale), 1.0
+        return _Masked.apply(x, keep, 1.0), scale
+
+    def _draws(self, x: torch.Tensor) -> bool:
+        return (self.training and 0 < round(self.p * _LEVELS) < _LEVELS and x.device.type == "cpu"
+                and not self.inplace)
+
+    def _draw(self, x: torch.Tensor) -> tuple[torch.Tensor, float]:
+        threshold = round(self.p * _LEVELS)
         # random_ fills int64 with [0, 2^63): the top 16-bit word of each has one bit less, hence 15-bit uniforms.
         draws = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_()
         uniforms = draws.view(torch.int16)[: x.numel()].view(x.shape) & (_LEVELS - 1)
-        scale = _LEVELS / (_LEVELS - threshold)
-        if scaled:
-            return _Masked.apply(x, uniforms >= threshold, scale), 1.0
-        return _Masked.apply(x, uniforms >= threshold, 1.0), scale
+        return uniforms >= threshold, _LEVELS / (_LEVELS - threshold)
+
+
+def masked(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """x where `keep`, else 0 (unscaled); the gradient masked the same."""
+    return _Masked.apply(x, keep, 1.0)
+
+
+def masked_linear(x: torch.Tensor, keep: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """linear(masked(x, keep), weight), saving x and the mask for backward instead of the masked copy."""
+    return _MaskedLinear.apply(x, keep, weight)
 
 
 class _Masked(torch.autograd.Function):
@@ -76,6 +110,30 @@ class _Masked(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (keep,) = ctx.saved_tensors
         return _masked(grad, keep, ctx.scale), None, None
+
+
+class _MaskedLinear(torch.autograd.Function):
+    """The product of the masked input with `weight`; backward rebuilds the masked input from x and the mask.
+    The products are the ones autograd runs for F.linear (the same operands and order, so the same values), under
+    the autocast state of the forward."""
+
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cpu")
+    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x, keep, weight)
+        return F.linear(torch.where(keep, x, 0), weight)
+
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cpu")
+    def backward(ctx, grad: torch.Tensor):
+        x, keep, weight = ctx.saved_tensors
+        grad_x = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_x = torch.where(keep, torch.matmul(grad, weight), 0)
+        if ctx.needs_input_grad[2]:
+            inputs = torch.where(keep, x, 0)
+            grad_weight = grad.reshape(-1, grad.shape[-1]).t().mm(inputs.reshape(-1, inputs.shape[-1]))
+        return grad_x, None, grad_weight
 
 
 def _masked(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:

@@ -7,6 +7,13 @@ instead: `base(x) + linear(A(mask * x), B * (scaling / (1 - p)))`, and the dropo
 (methods/cpu_dropout.py `forward_unscaled`). The gradients reach A and B through the same products, scaled
 by the same factors.
 
+Layers that read the same input (q, k and v of a Llama block; gate and up) are found as they run: a layer handed
+the very tensor the previous one was. Those take dropout's mask alone and the A product as one function that
+keeps the input and the mask for backward, not a masked copy each (methods/cpu_dropout.py `masked_linear`): on
+SmolLM2-135M three [tokens, 576] tensors a block fewer, 12% of a step's activations (benchmarks/README.md,
+"Levers"). The first forward learns which layers share, so a layer's first call may still keep a copy; the values
+are the same either way.
+
 What changes is rounding: where a scalar multiplies. A power-of-two scaling (alpha / r = 2 in the defaults) is
 exact either way; dropout's 1 / (1 - p) is not, so outputs and gradients differ from PEFT's by float rounding.
 
@@ -19,6 +26,7 @@ which the direct product with B's weight would skip. On exit the layers' own for
 from __future__ import annotations
 
 from contextlib import contextmanager
+from functools import partial
 from types import MethodType
 
 import torch
@@ -26,14 +34,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.methods.adapter_input_cast import plain_lora_linears
+from tunesmith.methods.cpu_dropout import masked, masked_linear
+from tunesmith.methods.latest_input import LatestResult
 
 
 @contextmanager
 def lora_scales_folded(model: nn.Module, enabled: bool = True):
     """Inside the block plain LoRA Linear layers fold their scaling and dropout scale into B; yields how many."""
     layers = plain_lora_linears(model) if enabled else []
+    sharing = _InputSharing()
     for layer in layers:
-        layer.forward = MethodType(_folded_forward, layer)  # an instance attribute: the class's forward is untouched
+        # an instance attribute: the class's forward is untouched
+        layer.forward = MethodType(partial(_folded_forward, sharing=sharing), layer)
     try:
         yield len(layers)
     finally:
@@ -41,15 +53,40 @@ def lora_scales_folded(model: nn.Module, enabled: bool = True):
             del layer.forward
 
 
-def _folded_forward(layer, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+def _folded_forward(layer, x: torch.Tensor, *args, sharing: _InputSharing, **kwargs) -> torch.Tensor:
     name = _single_plain_adapter(layer)
     if name is None or args or kwargs:
         return type(layer).forward(layer, x, *args, **kwargs)
     result = layer.base_layer(x)
     lora_a, lora_b = layer.lora_A[name], layer.lora_B[name]
-    dropped, dropout_scale = _unscaled_dropout(layer.lora_dropout[name], layer._cast_input_dtype(x, lora_a.weight.dtype))
-    lora = F.linear(lora_a(dropped), lora_b.weight * (layer.scaling[name] * dropout_scale))
+    x = layer._cast_input_dtype(x, lora_a.weight.dtype)
+    shared = sharing.shares(layer, x)
+    dropout = layer.lora_dropout[name]
+    keep = dropout.keep_mask(x) if hasattr(dropout, "keep_mask") else None
+    if keep is None:
+        dropped, dropout_scale = _unscaled_dropout(dropout, x)
+        hidden = lora_a(dropped)
+    else:
+        mask, dropout_scale = keep
+        hidden = masked_linear(x, mask, lora_a.weight) if shared else lora_a(masked(x, mask))
+    lora = F.linear(hidden, lora_b.weight * (layer.scaling[name] * dropout_scale))
     return (result + lora).to(result.dtype)
+
+
+class _InputSharing:
+    """Which layers read an input another layer reads too, learned as they run: q, k and v (and gate and up) are
+    called one after another with the very same tensor."""
+
+    def __init__(self):
+        self.latest_reader = LatestResult()
+        self.sharing: set[nn.Module] = set()
+
+    def shares(self, layer: nn.Module, x: torch.Tensor) -> bool:
+        previous = self.latest_reader.get(x, "reader")
+        if previous is not None and previous is not layer:
+            self.sharing.update((previous, layer))
+        self.latest_reader.put(x, "reader", layer)
+        return layer in self.sharing
 
 
 def _single_plain_adapter(layer) -> str | None:

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from tunesmith.methods.cpu_dropout import CpuDropout, use_cpu_dropout
+from tunesmith.methods.cpu_dropout import CpuDropout, masked, masked_linear, use_cpu_dropout
 from tunesmith.methods.latest_input import LatestResult
 
 
@@ -127,3 +127,27 @@ def test_shared_masks_keep_scaled_and_unscaled_outputs_apart():
     unscaled, scale = first.forward_unscaled(x)
     assert second.forward_unscaled(x)[0] is unscaled  # q's mask serves k
     assert not torch.equal(second(x), unscaled)  # a scaled request is not served the unscaled tensor
+
+
+def test_keep_mask_is_the_mask_the_dropout_applies():
+    dropout, x = CpuDropout(0.3).train(), torch.randn(32, 24)
+    torch.manual_seed(4)
+    unscaled, scale = dropout.forward_unscaled(x)
+    torch.manual_seed(4)
+    keep, keep_scale = dropout.keep_mask(x)
+    assert keep_scale == scale and torch.equal(torch.where(keep, x, 0), unscaled)
+    assert dropout.eval().keep_mask(x) is None and CpuDropout(0.0).train().keep_mask(x) is None
+
+
+def test_masked_linear_gives_the_masked_products_values_and_gradients():
+    x = torch.randn(2, 9, 24, requires_grad=True)
+    weight = torch.randn(4, 24, requires_grad=True)
+    keep = torch.rand(2, 9, 24) > 0.3
+    out = masked_linear(x, keep, weight)
+    out.pow(2).sum().backward()
+    grads = x.grad.clone(), weight.grad.clone()
+    x.grad = weight.grad = None
+    expected = torch.nn.functional.linear(masked(x, keep), weight)
+    expected.pow(2).sum().backward()
+    assert torch.equal(out, expected)
+    assert torch.equal(grads[0], x.grad) and torch.equal(grads[1], weight.grad)

@@ -1,6 +1,7 @@
 """LoRA's scaling and dropout scale folded into B give PEFT's loss and gradients; anything but plain LoRA is PEFT's."""
 
 import copy
+from contextlib import nullcontext
 
 import pytest
 import torch
@@ -101,3 +102,40 @@ def test_dora_layers_are_not_folded(tiny_llama):
     model = lora(copy.deepcopy(tiny_llama), use_dora=True)
     with lora_scales_folded(model) as layers:
         assert layers == 0
+
+
+def _saved_bytes_and_grads(model, autocast=False):
+    from tunesmith.train.saved_activations import saved_bytes
+
+    torch.manual_seed(2)
+    batch = {"input_ids": torch.arange(24).view(2, 12) * 7, "labels": torch.arange(24).view(2, 12) * 11}
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        saved = saved_bytes(model, lambda: causal_lm_loss(model, batch))
+    return saved, loss_and_grads(model, autocast)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_layers_sharing_an_input_keep_it_once_with_the_same_values(tiny_llama, autocast, monkeypatch):
+    import tunesmith.methods.lora_folded_scales as folded
+
+    model = lora(copy.deepcopy(tiny_llama))
+    def cast():
+        return adapter_inputs_in_compute_dtype(model, "bf16") if autocast else nullcontext()
+
+    with cast(), lora_scales_folded(model):
+        loss_and_grads(model, autocast)  # the first forward learns which layers share an input
+        shared_saved, (loss, grads) = _saved_bytes_and_grads(model, autocast)
+    monkeypatch.setattr(folded._InputSharing, "shares", lambda self, layer, x: False)
+    with cast(), lora_scales_folded(model):
+        copies_saved, (expected_loss, expected_grads) = _saved_bytes_and_grads(model, autocast)
+    # the same draws, the masked input rebuilt exactly: the same products, bit for bit
+    assert torch.equal(loss, expected_loss)
+    assert all(torch.equal(grads[n], expected_grads[n]) for n in expected_grads)
+    # Per block, k and v keep q's input instead of masked copies, up keeps gate's: 3 [24 tokens, hidden] tensors
+    # fewer. The first block's input needs no gradient, so its copies' masks were never kept: 3 bool masks more.
+    hidden, blocks = tiny_llama.config.hidden_size, tiny_llama.config.num_hidden_layers
+    fewer = blocks * 3 * 24 * hidden * (2 if autocast else 4) - 3 * 24 * hidden
+    if autocast:  # the copies' products also keep their bf16 casts of A, which the shared product casts inside
+        assert copies_saved - shared_saved >= fewer
+    else:
+        assert copies_saved - shared_saved == fewer
