@@ -32,8 +32,8 @@ from benchmarks.llm import lora_vs_trl, patches  # noqa: E402
 
 VARIANTS = ("off", "on")
 # lora_vs_trl.py's columns a lever moves, with more digits where a lever's effect is small.
-FINER = {"tokens_per_s": ".2f", "final_train_loss": ".6f", "test_perplexity": ".4f"}
-KEYS = ("tokens_per_s", "train_seconds", "train_cpu_seconds", "train_peak_rss_mib", "final_train_loss",
+FINER = {"tokens_per_s": ".2f", "steady_tokens_per_s": ".2f", "final_train_loss": ".6f", "test_perplexity": ".4f"}
+KEYS = ("tokens_per_s", "steady_tokens_per_s", "first_step_seconds", "train_seconds", "train_cpu_seconds", "train_peak_rss_mib", "final_train_loss",
         "test_perplexity")
 _SHARED = {column.key: column for column in lora_vs_trl.COLUMNS}
 COLUMNS = [replace(_SHARED[key], fmt=FINER.get(key, _SHARED[key].fmt)) for key in KEYS]
