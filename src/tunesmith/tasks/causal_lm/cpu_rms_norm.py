@@ -13,13 +13,11 @@ others) are swapped, and only for fp32 inputs and weights; any other norm keeps 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 from torch import nn
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
-from tunesmith.tasks.causal_lm.llama_code import runs_forward_of
+from tunesmith.tasks.causal_lm.llama_code import forward_swapped, runs_forward_of
 
 
 class _RMSNorm(torch.autograd.Function):
@@ -48,14 +46,7 @@ def _forward(module, hidden_states: torch.Tensor) -> torch.Tensor:
     return _RMSNorm.apply(hidden_states, module.weight, module.variance_epsilon)
 
 
-@contextmanager
 def cpu_rms_norm(model: nn.Module, device: torch.device):
     """Inside the block a CPU model's Llama-style RMSNorms use `_RMSNorm`; yields how many."""
     norms = [m for m in model.modules() if runs_forward_of(m, LlamaRMSNorm)] if device.type == "cpu" else []
-    for norm in norms:
-        norm.forward = _forward.__get__(norm)
-    try:
-        yield len(norms)
-    finally:
-        for norm in norms:
-            del norm.forward
+    return forward_swapped(norms, _forward)

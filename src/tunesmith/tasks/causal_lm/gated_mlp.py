@@ -12,15 +12,13 @@ on exit their forward is theirs again.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers.activations import SiLUActivation
 from transformers.models.llama.modeling_llama import LlamaMLP
 
-from tunesmith.tasks.causal_lm.llama_code import runs_forward_of
+from tunesmith.tasks.causal_lm.llama_code import forward_swapped, runs_forward_of
 
 
 class _SiluGate(torch.autograd.Function):
@@ -47,14 +45,6 @@ def _is_llama_silu_mlp(module: nn.Module) -> bool:
     return runs_forward_of(module, LlamaMLP) and type(getattr(module, "act_fn", None)) in (SiLUActivation, nn.SiLU)
 
 
-@contextmanager
 def gated_mlp_keeping_less(model: nn.Module):
     """Inside the block the model's Llama-style SiLU MLPs use `_SiluGate`; yields how many."""
-    mlps = [m for m in model.modules() if _is_llama_silu_mlp(m)]
-    for mlp in mlps:
-        mlp.forward = _forward.__get__(mlp)
-    try:
-        yield len(mlps)
-    finally:
-        for mlp in mlps:
-            del mlp.forward
+    return forward_swapped([m for m in model.modules() if _is_llama_silu_mlp(m)], _forward)
