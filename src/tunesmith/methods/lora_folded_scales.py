@@ -4,15 +4,15 @@ PEFT computes `base(x) + B(A(dropout(x))) * scaling`, and dropout multiplies its
 two passes over a [tokens, features] tensor forward and two more backward, per adapted layer (420 a step on
 SmolLM2-135M with all-linear LoRA). Both are scalars on a linear path, so here they multiply B's [out, r] weight
 instead: `base(x) + linear(A(mask * x), B * (scaling / (1 - p)))`, and the dropout only zeroes
-(methods/cpu_dropout.py `forward_unscaled`). The gradients reach A and B through the same products, scaled
-by the same factors.
+(methods/cpu_dropout.py `keep_mask`, or `forward_unscaled` where it draws no mask). The gradients reach A and B
+through the same products, scaled by the same factors.
 
 Layers that read the same input (q, k and v of a Llama block; gate and up) are found as they run: a layer handed
 the very tensor the previous one was. Those take dropout's mask alone and the A product as one function that
 keeps the input and the mask for backward, not a masked copy each (methods/cpu_dropout.py `masked_linear`): on
-SmolLM2-135M three [tokens, 576] tensors a block fewer, 12% of a step's activations (benchmarks/README.md,
-"Levers"). The first forward learns which layers share, so a layer's first call may still keep a copy; the values
-are the same either way.
+SmolLM2-135M three [tokens, 576] tensors a block fewer (with the gated MLP's change, 0.92x a run's training peak
+memory: benchmarks/README.md, "Levers"). The first forward learns which layers share, so a layer's first call may
+still keep a copy; the values are the same either way.
 
 What changes is rounding: where a scalar multiplies. A power-of-two scaling (alpha / r = 2 in the defaults) is
 exact either way; dropout's 1 / (1 - p) is not, so outputs and gradients differ from PEFT's by float rounding.

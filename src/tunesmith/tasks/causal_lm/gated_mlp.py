@@ -1,10 +1,9 @@
 """Llama's gated MLP, down(silu(gate(x)) * up(x)), keeping two tensors for backward instead of three.
 
 Autograd through `silu(gate) * up` keeps gate's output for silu's backward and both factors of the product for
-the product's: three [tokens, intermediate] tensors a block, the largest activations of a Llama step (on
-SmolLM2-135M 624 of a step's ~1,960 MiB at 1,184 tokens). Here the backward recomputes silu(gate) from gate's
-output (one pass) and keeps gate and up only. The forward and the gradients are bit for bit autograd's: the same
-ops on the same operands.
+the product's: three [tokens, intermediate] tensors a block, the largest activations of a Llama step. Here the
+backward recomputes silu(gate) from gate's output (one pass) and keeps gate and up only. The forward and the
+gradients are bit for bit autograd's: the same ops on the same operands.
 
 Only MLPs whose forward is Llama's own code (tasks/causal_lm/llama_code.py) with a SiLU activation are swapped;
 on exit their forward is theirs again.
