@@ -189,7 +189,8 @@ def markdown(counts: dict[str, dict]) -> str:
         cells = " | ".join(f"{mib[label][module]:,.1f}" if module in mib[label] else "-" for label in labels)
         lines.append(f"| {module} | {cells} | {largest[module]} |")
     totals = " | ".join(f"**{counts[label]['total_mib']:,.1f}**" for label in labels)
-    batches = ", ".join(f"{label}: {count['batch']}, {count['kib_per_token']} KiB a token" for label, count in counts.items())
+    batches = ", ".join(f"{label}: {count['batch']}, {count['kib_per_token']} KiB a token"
+                        for label, count in counts.items())
     lines.append(f"| **total** | {totals} | batch [rows, tokens]: {batches} |")
     return "\n".join(lines)
 

@@ -47,10 +47,14 @@ def estimate_saved_bytes(model, probe: dict, tokens: int, autocast=nullcontext) 
     """Saved bytes for a batch of `tokens`, from the probe and its first half: a fixed part (e.g. the lm_head
     gradient the fused loss keeps when the head trains) plus a per-token part."""
     length = probe["input_ids"].shape[1]
+    half_probe = {key: value[:, : length // 2] for key, value in probe.items()}
+    # One forward first, not counted: layers that learn as they run (LoRA layers finding which of them share an
+    # input, methods/lora_folded_scales.py) keep less from their second forward on, as in training.
+    saved_bytes(model, half_probe if length >= 2 else probe, autocast)
     full = saved_bytes(model, probe, autocast)
     if length < 2:
         return full * tokens / max(length, 1)
-    half = saved_bytes(model, {key: value[:, : length // 2] for key, value in probe.items()}, autocast)
+    half = saved_bytes(model, half_probe, autocast)
     per_token = max(full - half, 0) / (length - length // 2)
     return max(full - per_token * length, 0) + per_token * tokens
 

@@ -67,42 +67,44 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
     trainable, total = parameter_counts(model)
     whole = memory.estimate(model, STATE_BYTES[config.training.optimizer])
     need = memory.per_process(whole, config.distributed, accelerator.num_processes, local_world_size())
-    checkpointing = choose_gradient_checkpointing(
-        config.training.gradient_checkpointing, model, probe_batch(train_set, task.eval_collator()),
-        largest_micro_batch_tokens(train_set, config.training), need.total, memory.device_memory(accelerator.device),
-        allowed=method.gradient_checkpointing, autocast=accelerator.autocast,
-    )
-    if checkpointing.enabled:
-        _enable_gradient_checkpointing(model)
-    plan = {
-        "method": method.name, "model": config.model, "trainable": trainable, "total": total,
-        "optimizer": config.training.optimizer, "memory_gib": round(need.total / memory.GIB, 3),
-        "activations_gib": round(checkpointing.activation_bytes / memory.GIB, 3),
-        "gradient_checkpointing": checkpointing.enabled, "precision": _precision(accelerator),
-        "device": str(accelerator.device), "processes": accelerator.num_processes,
-        "train": len(train_set), "validation": len(val_set),
-        **({scoring.eval_name: len(scoring.examples)} if scoring else {}),
-    }
-    console.print(
-        f"[bold]plan[/]: {method.name} on {config.model} | trainable {trainable:,} / {total:,} "
-        f"({100 * trainable / total:.2f}%) | {config.training.optimizer} lr {_rate(config.training.learning_rate)} | memory {memory.describe(need)} + "
-        f"activations ~{checkpointing.activation_bytes / memory.GIB:.2f} GiB | gradient checkpointing "
-        f"{'on' if checkpointing.enabled else 'off'} ({checkpointing.reason}) | {len(train_set)} train, "
-        f"{len(val_set)} validation{_scored(scoring)} examples | precision "
-        f"{_precision(accelerator)} on {accelerator.device}{_parallelism(accelerator)}"
-    )
-    events.emit(ev.Planned(plan=plan))
-    activations = checkpointing.activation_bytes / memory.GIB
-    memory.check_fits(method.name, need, total, accelerator.device, loaded_weights=whole.weights)
-    started = time.perf_counter()
     # Not under FSDP or DeepSpeed: their shards are made from the swapped weights and cannot be swapped back.
     sharded = shards_model(accelerator)
     fast_frozen = frozen_precision.applies_to(config.method) and not sharded
+    # The activation probe runs under the same swaps as training, so the plan counts what training keeps.
     with (frozen_precision.frozen_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
           adapter_inputs_in_compute_dtype(model, accelerator.mixed_precision, enabled=fast_frozen),
           lora_scales_folded(model, enabled=not sharded),
           cpu_attention(model, accelerator.device), cpu_rms_norm(model, accelerator.device),
           gated_mlp_keeping_less(model)):
+        checkpointing = choose_gradient_checkpointing(
+            config.training.gradient_checkpointing, model, probe_batch(train_set, task.eval_collator()),
+            largest_micro_batch_tokens(train_set, config.training), need.total,
+            memory.device_memory(accelerator.device), allowed=method.gradient_checkpointing,
+            autocast=accelerator.autocast,
+        )
+        if checkpointing.enabled:
+            _enable_gradient_checkpointing(model)
+        plan = {
+            "method": method.name, "model": config.model, "trainable": trainable, "total": total,
+            "optimizer": config.training.optimizer, "memory_gib": round(need.total / memory.GIB, 3),
+            "activations_gib": round(checkpointing.activation_bytes / memory.GIB, 3),
+            "gradient_checkpointing": checkpointing.enabled, "precision": _precision(accelerator),
+            "device": str(accelerator.device), "processes": accelerator.num_processes,
+            "train": len(train_set), "validation": len(val_set),
+            **({scoring.eval_name: len(scoring.examples)} if scoring else {}),
+        }
+        console.print(
+            f"[bold]plan[/]: {method.name} on {config.model} | trainable {trainable:,} / {total:,} "
+            f"({100 * trainable / total:.2f}%) | {config.training.optimizer} lr {_rate(config.training.learning_rate)} | memory {memory.describe(need)} + "
+            f"activations ~{checkpointing.activation_bytes / memory.GIB:.2f} GiB | gradient checkpointing "
+            f"{'on' if checkpointing.enabled else 'off'} ({checkpointing.reason}) | {len(train_set)} train, "
+            f"{len(val_set)} validation{_scored(scoring)} examples | precision "
+            f"{_precision(accelerator)} on {accelerator.device}{_parallelism(accelerator)}"
+        )
+        events.emit(ev.Planned(plan=plan))
+        activations = checkpointing.activation_bytes / memory.GIB
+        memory.check_fits(method.name, need, total, accelerator.device, loaded_weights=whole.weights)
+        started = time.perf_counter()
         result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
                        checkpoint_files={"config.yaml": config_text(config)}, on_step_end=on_step_end,
                        memory_plan=f"{memory.describe(need)} + activations ~{activations:.2f} GiB")

@@ -53,3 +53,23 @@ def test_probe_batch_is_the_longest_example_cut_short(tokenizer):
     examples = [{"input_ids": [1] * n, "labels": [1] * n, "extra": "x"} for n in (10, PROBE_TOKENS + 50, 30)]
     probe = probe_batch(examples, PaddingCollator(tokenizer.pad_token_id))
     assert probe["input_ids"].shape == (1, PROBE_TOKENS) and probe["labels"].shape == (1, PROBE_TOKENS)
+
+
+def test_under_trainings_swaps_the_estimate_counts_what_training_keeps(tiny_llama, tokenizer):
+    # LoRA layers learn in their first forward which of them share an input and keep it once from then on: the
+    # estimate must count the later forwards, as training runs them.
+    from peft import LoraConfig, get_peft_model
+
+    from tunesmith.methods.cpu_dropout import use_cpu_dropout
+    from tunesmith.methods.lora_folded_scales import lora_scales_folded
+    from tunesmith.tasks.causal_lm.gated_mlp import gated_mlp_keeping_less
+
+    model = get_peft_model(tiny_llama, LoraConfig(r=4, target_modules="all-linear", lora_dropout=0.1))
+    use_cpu_dropout(model)
+    with lora_scales_folded(model), gated_mlp_keeping_less(model):
+        first = saved_bytes(model, batch(tokenizer, 4, 32))
+        later = saved_bytes(model, batch(tokenizer, 4, 32))
+    with lora_scales_folded(model), gated_mlp_keeping_less(model):  # learning afresh
+        estimate = estimate_saved_bytes(model, batch(tokenizer, 1, 32), 4 * 32)
+    assert first > later  # the learning forward keeps more
+    assert abs(estimate - later) < 0.1 * later  # 0.27 with the learning forward counted; attention grows faster
