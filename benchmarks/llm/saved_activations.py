@@ -35,14 +35,16 @@ from benchmarks.common.llm_job import add_job_options, job_settings  # noqa: E40
 from benchmarks.common.report import write_stamped  # noqa: E402
 from benchmarks.llm import lora_vs_trl  # noqa: E402
 
+JOB_OPTIONS = ["workload", "max_examples", "batch_size", "max_length", "precision", "seed", "tunesmith_set"]
 OUTSIDE = "outside modules"  # saved while no module runs: not seen with tunesmith's loss module
 MIB = 2**20
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.child_output:
-        args.child_output.write_text(json.dumps(count_saved(args)))
+    if args.child:  # one count for --compare-src: the job settings in, the count out, beside them
+        job = argparse.Namespace(**json.loads(args.child.read_text()))
+        args.child.with_suffix(".count.json").write_text(json.dumps(count_saved(job)))
         return
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     info = machine.describe(device)
@@ -58,12 +60,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Bytes one tunesmith LoRA training forward saves for backward.")
-    add_job_options(parser, ["workload", "max_examples", "batch_size", "max_length", "precision", "seed",
-                             "tunesmith_set"], choices={"workload": lora_vs_trl.WORKLOADS})
+    add_job_options(parser, JOB_OPTIONS, choices={"workload": lora_vs_trl.WORKLOADS})
     parser.add_argument("--compare-src", type=Path, metavar="DIR",
                         help="also count with the tunesmith source in DIR (a src folder holding tunesmith/)")
     parser.add_argument("--output", type=Path, help="results JSON (default benchmarks/results/saved_activations-...)")
-    parser.add_argument("--child-output", type=Path, help=argparse.SUPPRESS)  # one count, for --compare-src
+    parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)  # job settings JSON, for --compare-src
     args = parser.parse_args(argv)
     if args.compare_src and not (args.compare_src / "tunesmith" / "__init__.py").is_file():
         parser.error(f"--compare-src {args.compare_src}: expected a src folder holding tunesmith/__init__.py")
@@ -71,11 +72,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _count_in_child(args: argparse.Namespace) -> dict:
-    output = Path(tempfile.mkdtemp(prefix="saved_activations-")) / "count.json"
-    forwarded = [a for a in sys.argv[1:] if not a.startswith("--compare-src") and a != str(args.compare_src)]
+    """The same count in a child whose tunesmith comes from --compare-src, with this run's job settings."""
+    settings = Path(tempfile.mkdtemp(prefix="saved_activations-")) / "job.json"
+    settings.write_text(json.dumps({name: getattr(args, name) for name in JOB_OPTIONS}))
     env = {**os.environ, "PYTHONPATH": str(args.compare_src)}
-    subprocess.run([sys.executable, __file__, *forwarded, "--child-output", str(output)], env=env, check=True)
-    return json.loads(output.read_text())
+    subprocess.run([sys.executable, __file__, "--child", str(settings)], env=env, check=True)
+    return json.loads(settings.with_suffix(".count.json").read_text())
 
 
 # -- the count -----------------------------------------------------------------------------------------------
@@ -106,16 +108,16 @@ class SavedCounter:
     def __init__(self):
         self.stack: list[torch.nn.Module] = []
         self.names: dict[torch.nn.Module, str] = {}
+        # Not tunesmith.train.saved_activations' count: --compare-src runs this file with another tunesmith source,
+        # which must not change the counter (the unit test holds the two equal).
         self.parameters: set[int] = set()
         self.seen: set[int] = set()
         self.by_module: dict[str, list] = defaultdict(lambda: [0, 0, {}])  # bytes, tensors, {shape/dtype: bytes}
         self.root = ""  # the top-level module's class: the training loss, around the backbone and the head
         self.batch: list[int] = []  # [rows, length] of the counted micro-batch
-        # idle -> waiting (step 2 began) -> counting (its first micro-batch) -> finished (the next one) -> stopped
-        self.state = "idle"
+        self.counting = self.done = False
 
     def start(self) -> None:
-        self.state = "waiting"
         self._handles = [torch.nn.modules.module.register_module_forward_pre_hook(self._enter),
                          torch.nn.modules.module.register_module_forward_hook(self._leave)]
         self._saved = torch.autograd.graph.saved_tensors_hooks(self._pack, lambda tensor: tensor)
@@ -125,18 +127,17 @@ class SavedCounter:
         self._saved.__exit__(None, None, None)
         for handle in self._handles:
             handle.remove()
-        self.state = "stopped" if self.state != "waiting" else "waiting"
 
     def _enter(self, module, args) -> None:
-        if not self.stack and self.state in ("waiting", "counting"):
-            if self.state == "counting":  # the next micro-batch: its activations live apart from the first's
-                self.state = "finished"
+        if not self.stack and not self.done:
+            if self.counting:  # the next micro-batch: its activations live apart from the first's
+                self.counting, self.done = False, True
             else:
-                self.state = "counting"
+                self.counting = True
                 self.names = {m: name for name, m in module.named_modules()}
                 self.root = type(module).__name__
                 self.parameters = {p.untyped_storage().data_ptr() for p in module.parameters()}
-        if self.state == "counting" and not self.batch and isinstance(module, torch.nn.Embedding):
+        if self.counting and not self.batch and isinstance(module, torch.nn.Embedding):
             self.batch = list(args[0].shape)  # the token ids: the backbone is called with keywords only
         self.stack.append(module)
 
@@ -144,19 +145,17 @@ class SavedCounter:
         self.stack.pop()
 
     def _pack(self, tensor: torch.Tensor) -> torch.Tensor:
-        if self.state != "counting":
-            return tensor
         storage = tensor.untyped_storage()
-        pointer = storage.data_ptr()
-        if pointer in self.parameters or pointer in self.seen or storage.nbytes() == 0:
+        pointer, added = storage.data_ptr(), storage.nbytes()
+        if not self.counting or not added or pointer in self.parameters or pointer in self.seen:
             return tensor
         self.seen.add(pointer)
         where = _folded(self.names.get(self.stack[-1], "")) if self.stack else OUTSIDE
         entry = self.by_module[where or f"{self.root} itself"]
-        entry[0] += storage.nbytes()
+        entry[0] += added
         entry[1] += 1
         kind = f"{tuple(tensor.shape)} {str(tensor.dtype).removeprefix('torch.')}"
-        entry[2][kind] = entry[2].get(kind, 0) + storage.nbytes()
+        entry[2][kind] = entry[2].get(kind, 0) + added
         return tensor
 
     def summary(self) -> dict:
