@@ -84,30 +84,13 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
         )
         if checkpointing.enabled:
             _enable_gradient_checkpointing(model)
-        plan = {
-            "method": method.name, "model": config.model, "trainable": trainable, "total": total,
-            "optimizer": config.training.optimizer, "memory_gib": round(need.total / memory.GIB, 3),
-            "activations_gib": round(checkpointing.activation_bytes / memory.GIB, 3),
-            "gradient_checkpointing": checkpointing.enabled, "precision": _precision(accelerator),
-            "device": str(accelerator.device), "processes": accelerator.num_processes,
-            "train": len(train_set), "validation": len(val_set),
-            **({scoring.eval_name: len(scoring.examples)} if scoring else {}),
-        }
-        console.print(
-            f"[bold]plan[/]: {method.name} on {config.model} | trainable {trainable:,} / {total:,} "
-            f"({100 * trainable / total:.2f}%) | {config.training.optimizer} lr {_rate(config.training.learning_rate)} | memory {memory.describe(need)} + "
-            f"activations ~{checkpointing.activation_bytes / memory.GIB:.2f} GiB | gradient checkpointing "
-            f"{'on' if checkpointing.enabled else 'off'} ({checkpointing.reason}) | {len(train_set)} train, "
-            f"{len(val_set)} validation{_scored(scoring)} examples | precision "
-            f"{_precision(accelerator)} on {accelerator.device}{_parallelism(accelerator)}"
-        )
-        events.emit(ev.Planned(plan=plan))
-        activations = checkpointing.activation_bytes / memory.GIB
+        memory_plan = _announce_plan(config, method, accelerator, need, checkpointing, (trainable, total),
+                                     (len(train_set), len(val_set)), scoring, console, events)
         memory.check_fits(method.name, need, total, accelerator.device, loaded_weights=whole.weights)
         started = time.perf_counter()
         result = train(task, config.training, run_dir, accelerator, events=events, resume=resume, cancel=cancel,
                        checkpoint_files={"config.yaml": config_text(config)}, on_step_end=on_step_end,
-                       memory_plan=f"{memory.describe(need)} + activations ~{activations:.2f} GiB")
+                       memory_plan=memory_plan)
     train_seconds = time.perf_counter() - started
     model = task.model
     if result.trainable is not None:  # the trained model is sharded: rank 0 saves and scores a whole copy
@@ -129,6 +112,31 @@ def train_and_score(config, method, accelerator, run_dir, resume, console, event
         scores, report = scoring.finish(model, run_dir, meta, console, events)
     # Pipelines (stages, refinement) decide on every rank from what rank 0 saved and scored.
     return broadcast_from_main(accelerator, RunResult(run_dir, scores, output, result.val_loss, report))
+
+
+def _announce_plan(config, method, accelerator, need, checkpointing, parameters, examples, scoring, console,
+                   events) -> str:
+    """Print the plan line and emit the `plan` event; returns the memory plan ("X + activations ~Y GiB") that an
+    out-of-memory error repeats."""
+    (trainable, total), (n_train, n_validation) = parameters, examples
+    activations = checkpointing.activation_bytes / memory.GIB
+    memory_plan = f"{memory.describe(need)} + activations ~{activations:.2f} GiB"
+    console.print(
+        f"[bold]plan[/]: {method.name} on {config.model} | trainable {trainable:,} / {total:,} "
+        f"({100 * trainable / total:.2f}%) | {config.training.optimizer} lr {_rate(config.training.learning_rate)} | "
+        f"memory {memory_plan} | gradient checkpointing {'on' if checkpointing.enabled else 'off'} "
+        f"({checkpointing.reason}) | {n_train} train, {n_validation} validation{_scored(scoring)} examples | "
+        f"precision {_precision(accelerator)} on {accelerator.device}{_parallelism(accelerator)}"
+    )
+    events.emit(ev.Planned(plan={
+        "method": method.name, "model": config.model, "trainable": trainable, "total": total,
+        "optimizer": config.training.optimizer, "memory_gib": round(need.total / memory.GIB, 3),
+        "activations_gib": round(activations, 3), "gradient_checkpointing": checkpointing.enabled,
+        "precision": _precision(accelerator), "device": str(accelerator.device),
+        "processes": accelerator.num_processes, "train": n_train, "validation": n_validation,
+        **({scoring.eval_name: len(scoring.examples)} if scoring else {}),
+    }))
+    return memory_plan
 
 
 def _rate(rate) -> str:
