@@ -17,16 +17,13 @@ same p) returns that output instead of drawing a new mask. PEFT gives every adap
 and gate/up another: 4 masks a Llama block instead of 7. The random stream stays a function of the step, so
 resumed runs stay exact.
 
-`keep_mask` hands out the mask alone, for `masked_linear`: the masked input's product with a weight that keeps the
-input and the mask for backward instead of the masked copy, and rebuilds the copy there (one `where`). Layers that
-read one input (q/k/v, gate/up) then leave autograd one tensor between them, not a masked copy each
-(methods/lora_folded_scales.py).
+`keep_mask` hands out the mask alone, for methods/masked_linear.py: a product that keeps the mask and rebuilds the
+masked copy in backward, so layers that read one input (q/k/v, gate/up) leave autograd that one tensor between them.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.methods.latest_input import LatestResult
@@ -92,11 +89,6 @@ def masked(x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     return _Masked.apply(x, keep, 1.0)
 
 
-def masked_linear(x: torch.Tensor, keep: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """linear(masked(x, keep), weight), saving x and the mask for backward instead of the masked copy."""
-    return _MaskedLinear.apply(x, keep, weight)
-
-
 class _Masked(torch.autograd.Function):
     """x where `keep`, else 0, times `scale`; backward the same of the gradient."""
 
@@ -110,30 +102,6 @@ class _Masked(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (keep,) = ctx.saved_tensors
         return _masked(grad, keep, ctx.scale), None, None
-
-
-class _MaskedLinear(torch.autograd.Function):
-    """The product of the masked input with `weight`; backward rebuilds the masked input from x and the mask.
-    The products are the ones autograd runs for F.linear (the same operands and order, so the same values), under
-    the autocast state of the forward."""
-
-    @staticmethod
-    @torch.amp.custom_fwd(device_type="cpu")
-    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(x, keep, weight)
-        return F.linear(torch.where(keep, x, 0), weight)
-
-    @staticmethod
-    @torch.amp.custom_bwd(device_type="cpu")
-    def backward(ctx, grad: torch.Tensor):
-        x, keep, weight = ctx.saved_tensors
-        grad_x = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.where(keep, torch.matmul(grad, weight), 0)
-        if ctx.needs_input_grad[2]:
-            inputs = torch.where(keep, x, 0)
-            grad_weight = grad.reshape(-1, grad.shape[-1]).t().mm(inputs.reshape(-1, inputs.shape[-1]))
-        return grad_x, None, grad_weight
 
 
 def _masked(x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:

@@ -9,10 +9,11 @@ through the same products, scaled by the same factors.
 
 Layers that read the same input (q, k and v of a Llama block; gate and up) are found as they run: a layer handed
 the very tensor the previous one was. Those take dropout's mask alone and the A product as one function that
-keeps the input and the mask for backward, not a masked copy each (methods/cpu_dropout.py `masked_linear`): on
-SmolLM2-135M three [tokens, 576] tensors a block fewer (with the gated MLP's change, 0.92x a run's training peak
-memory: benchmarks/README.md, "Levers"). The first forward learns which layers share, so a layer's first call may
-still keep a copy; the values are the same either way.
+keeps the input and the mask for backward, not a masked copy each (methods/masked_linear.py): on SmolLM2-135M
+three [tokens, 576] tensors a block fewer (with the gated MLP's change, 0.92x a run's training peak memory:
+benchmarks/README.md, "Levers"). The first forward learns which layers share, so a layer's first call may still
+keep a copy; the values are the same either way. A layer whose input backward can rebuild from tensors kept
+anyway (down_proj's `silu(gate) * up`, tasks/causal_lm/gated_mlp.py) keeps those and the mask instead.
 
 What changes is rounding: where a scalar multiplies. A power-of-two scaling (alpha / r = 2 in the defaults) is
 exact either way; dropout's 1 / (1 - p) is not, so outputs and gradients differ from PEFT's by float rounding.
@@ -34,7 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tunesmith.methods.adapter_input_cast import plain_lora_linears
-from tunesmith.methods.cpu_dropout import masked, masked_linear
+from tunesmith.methods.cpu_dropout import masked
+from tunesmith.methods.masked_linear import masked_linear, recipe_for
 from tunesmith.methods.latest_input import LatestResult
 
 
@@ -60,15 +62,19 @@ def _folded_forward(layer, x: torch.Tensor, *args, sharing: _InputSharing, **kwa
     result = layer.base_layer(x)
     lora_a, lora_b = layer.lora_A[name], layer.lora_B[name]
     x = layer._cast_input_dtype(x, lora_a.weight.dtype)
-    shared = sharing.shares(layer, x)
+    shared, recipe = sharing.shares(layer, x), recipe_for(x)
     dropout = layer.lora_dropout[name]
     keep = dropout.keep_mask(x) if hasattr(dropout, "keep_mask") else None
     if keep is None:
         dropped, dropout_scale = _unscaled_dropout(dropout, x)
-        hidden = lora_a(dropped)
+        rebuilt = recipe is not None and dropped is x  # no dropout: the rebuilt input is A's input
+        hidden = masked_linear(x, None, lora_a.weight, recipe) if rebuilt else lora_a(dropped)
     else:
         mask, dropout_scale = keep
-        hidden = masked_linear(x, mask, lora_a.weight) if shared else lora_a(masked(x, mask))
+        if shared or recipe is not None:
+            hidden = masked_linear(x, mask, lora_a.weight, recipe)
+        else:
+            hidden = lora_a(masked(x, mask))
     lora = F.linear(hidden, lora_b.weight * (layer.scaling[name] * dropout_scale))
     return (result + lora).to(result.dtype)
 

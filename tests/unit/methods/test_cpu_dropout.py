@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from tunesmith.methods.cpu_dropout import CpuDropout, masked, masked_linear, use_cpu_dropout
+from tunesmith.methods.cpu_dropout import CpuDropout, use_cpu_dropout
 from tunesmith.methods.latest_input import LatestResult
 
 
@@ -137,17 +137,3 @@ def test_keep_mask_is_the_mask_the_dropout_applies():
     keep, keep_scale = dropout.keep_mask(x)
     assert keep_scale == scale and torch.equal(torch.where(keep, x, 0), unscaled)
     assert dropout.eval().keep_mask(x) is None and CpuDropout(0.0).train().keep_mask(x) is None
-
-
-def test_masked_linear_gives_the_masked_products_values_and_gradients():
-    x = torch.randn(2, 9, 24, requires_grad=True)
-    weight = torch.randn(4, 24, requires_grad=True)
-    keep = torch.rand(2, 9, 24) > 0.3
-    out = masked_linear(x, keep, weight)
-    out.pow(2).sum().backward()
-    grads = x.grad.clone(), weight.grad.clone()
-    x.grad = weight.grad = None
-    expected = torch.nn.functional.linear(masked(x, keep), weight)
-    expected.pow(2).sum().backward()
-    assert torch.equal(out, expected)
-    assert torch.equal(grads[0], x.grad) and torch.equal(grads[1], weight.grad)

@@ -3,7 +3,8 @@
 Autograd through `silu(gate) * up` keeps gate's output for silu's backward and both factors of the product for
 the product's: three [tokens, intermediate] tensors a block, the largest activations of a Llama step. Here the
 backward recomputes silu(gate) from gate's output (one pass) and keeps gate and up only. The forward and the
-gradients are bit for bit autograd's: the same ops on the same operands.
+gradients are bit for bit autograd's: the same ops on the same operands. A LoRA on down_proj is told that its
+input can be rebuilt from gate and up (methods/masked_linear.py `rebuildable`), so it keeps no copy of it either.
 
 Only MLPs whose forward is Llama's own code (tasks/causal_lm/llama_code.py) with a SiLU activation are swapped;
 on exit their forward is theirs again.
@@ -17,7 +18,12 @@ from torch import nn
 from transformers.activations import SiLUActivation
 from transformers.models.llama.modeling_llama import LlamaMLP
 
+from tunesmith.methods.masked_linear import rebuildable
 from tunesmith.tasks.causal_lm.llama_code import forward_swapped, runs_forward_of
+
+
+def _silu_gate(gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
+    return F.silu(gate) * up
 
 
 class _SiluGate(torch.autograd.Function):
@@ -26,7 +32,7 @@ class _SiluGate(torch.autograd.Function):
     @staticmethod
     def forward(ctx, gate: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(gate, up)
-        return F.silu(gate) * up
+        return _silu_gate(gate, up)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
@@ -37,7 +43,10 @@ class _SiluGate(torch.autograd.Function):
 
 
 def _forward(module, x: torch.Tensor) -> torch.Tensor:
-    return module.down_proj(_SiluGate.apply(module.gate_proj(x), module.up_proj(x)))
+    gate, up = module.gate_proj(x), module.up_proj(x)
+    product = _SiluGate.apply(gate, up)
+    with rebuildable(product, _silu_gate, gate, up):  # kept for _SiluGate's backward, so down_proj's LoRA may too
+        return module.down_proj(product)
 
 
 def _is_llama_silu_mlp(module: nn.Module) -> bool:

@@ -82,3 +82,33 @@ def test_after_exit_the_mlps_forward_is_their_own(tiny_llama):
     with gated_mlp_keeping_less(model):
         assert any("forward" in m.__dict__ for m in model.modules())
     assert all("forward" not in m.__dict__ for m in model.modules())
+
+
+@pytest.mark.parametrize("dropout", [0.1, 0.0])
+def test_a_lora_down_proj_rebuilds_its_input_from_gate_and_up(tiny_llama, dropout, monkeypatch):
+    from peft import LoraConfig, get_peft_model
+
+    import tunesmith.methods.lora_folded_scales as folded
+    from tunesmith.methods.cpu_dropout import use_cpu_dropout
+
+    torch.manual_seed(1)
+    model = get_peft_model(copy.deepcopy(tiny_llama), LoraConfig(
+        r=4, lora_alpha=8, target_modules="all-linear", lora_dropout=dropout, init_lora_weights=False))
+    use_cpu_dropout(model)
+
+    def saved_and_grads():
+        torch.manual_seed(2)  # the same dropout masks each time
+        saved = saved_bytes(model, lambda: causal_lm_loss(model, BATCH))
+        torch.manual_seed(2)
+        return saved, loss_and_grads(model.train())
+
+    with folded.lora_scales_folded(model), gated_mlp_keeping_less(model):
+        loss_and_grads(model.train())  # the first forward learns which layers share an input
+        saved, (loss, grads) = saved_and_grads()
+        monkeypatch.setattr(folded, "recipe_for", lambda x: None)
+        kept_saved, (expected_loss, expected_grads) = saved_and_grads()
+    assert torch.equal(loss, expected_loss)
+    assert grads.keys() == expected_grads.keys() and all(torch.equal(grads[n], expected_grads[n]) for n in grads)
+    # down_proj's A product keeps the mask and gate and up (kept for the MLP's backward anyway), not its input
+    config = tiny_llama.config
+    assert kept_saved - saved == config.num_hidden_layers * 24 * config.intermediate_size * 4
