@@ -62,7 +62,9 @@ def _folded_forward(layer, x: torch.Tensor, *args, sharing: _InputSharing, **kwa
     result = layer.base_layer(x)
     lora_a, lora_b = layer.lora_A[name], layer.lora_B[name]
     x = layer._cast_input_dtype(x, lora_a.weight.dtype)
-    shared, recipe = sharing.shares(layer, x), recipe_for(x)
+    # masked_linear restores the CPU's autocast state in backward; elsewhere PEFT's products
+    recipe = recipe_for(x) if x.device.type == "cpu" else None
+    shared = sharing.shares(layer, x)
     dropout = layer.lora_dropout[name]
     keep = dropout.keep_mask(x) if hasattr(dropout, "keep_mask") else None
     if keep is None:
