@@ -17,32 +17,35 @@ autocast state of the forward; a rebuilt input is the same ops on the same opera
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
-# (x, x's version, rebuild, sources) while a `rebuildable` block runs: one at a time, as layers run one at a time.
-_recipe: tuple[torch.Tensor, int, Callable[..., torch.Tensor], tuple[torch.Tensor, ...]] | None = None
+# Per thread, while a `rebuildable` block runs: (x, x's version, rebuild, sources). One at a time, as a thread's
+# layers run one at a time.
+_current = threading.local()
 
 
 @contextmanager
 def rebuildable(x: torch.Tensor, rebuild: Callable[..., torch.Tensor], *sources: torch.Tensor) -> Iterator[None]:
     """Inside the block, x (while unchanged) is `rebuild(*sources)`, and the sources are kept for backward anyway:
     a product over x may keep them instead of x."""
-    global _recipe
-    outer, _recipe = _recipe, (x, x._version, rebuild, sources)
+    outer = getattr(_current, "recipe", None)
+    _current.recipe = (x, x._version, rebuild, sources)
     try:
         yield
     finally:
-        _recipe = outer
+        _current.recipe = outer
 
 
 def recipe_for(x: torch.Tensor) -> tuple[Callable[..., torch.Tensor], tuple[torch.Tensor, ...]] | None:
-    """How to rebuild x, where a `rebuildable` block around this call says; else None."""
-    if _recipe is not None and _recipe[0] is x and _recipe[1] == x._version:
-        return _recipe[2], _recipe[3]
+    """How to rebuild x, where a `rebuildable` block around this call (in this thread) says; else None."""
+    recipe = getattr(_current, "recipe", None)
+    if recipe is not None and recipe[0] is x and recipe[1] == x._version:
+        return recipe[2], recipe[3]
     return None
 
 

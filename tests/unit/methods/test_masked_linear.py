@@ -1,6 +1,8 @@
 """The masked A product gives F.linear's values and gradients bit for bit while keeping the mask and x, or, for an
 input a `rebuildable` block vouches for, the tensors x is made from instead of x."""
 
+import threading
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -69,3 +71,13 @@ def test_a_recipe_holds_for_its_tensor_unchanged_inside_the_block_only():
         x.add_(1)  # changed in place: no longer what the recipe makes
         assert recipe_for(x) is None
     assert recipe_for(other) is None
+
+
+def test_a_recipe_is_seen_only_by_its_own_thread():
+    x, seen = torch.randn(4), []
+    with rebuildable(x, _silu_gate, x, x):
+        other = threading.Thread(target=lambda: seen.append(recipe_for(x)))
+        other.start()
+        other.join()
+        assert recipe_for(x) is not None
+    assert seen == [None]
