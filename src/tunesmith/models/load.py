@@ -166,6 +166,10 @@ def load_causal_lm(source: ModelSource, trust_remote_code: bool = False, **kwarg
 
     check_remote_code(source, trust_remote_code)
     kwargs.setdefault("dtype", torch.float32)
+    # transformers >= 5.25 kernelizes what it loads unless told not to: it fetches layer code from the Hugging Face
+    # Hub (tunesmith runs locally, no code it did not ship) and kernelizes again on every train() and eval(), which
+    # puts the class's forward back over the training-only forwards a run swaps in (llama_code.forward_swapped).
+    kwargs.setdefault("use_kernels", False)
     with weights_only_refusal(source.spec):
         return AutoModelForCausalLM.from_pretrained(
             source.folder,

@@ -95,3 +95,21 @@ def test_a_model_folder_without_tokenizer_files_is_one_error_naming_it(tmp_path,
                             "tokenizer_config.json and the vocabulary files it names): copy them from where the model "
                             "came from")
     assert "\n" not in message
+
+
+def test_a_loaded_model_keeps_a_swapped_forward_through_train_and_eval(tiny_model_dir):
+    """transformers 5.25 kernelizes loaded models by default and again on every train()/eval(), putting the class's
+    forward back over a run's swapped one (and fetching kernels from the Hub); tunesmith loads with it off."""
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    from tunesmith.models.load import load_causal_lm
+    from tunesmith.tasks.causal_lm.llama_code import forward_swapped
+
+    model = load_causal_lm(resolve_model(str(tiny_model_dir)))
+    norms = [module for module in model.modules() if isinstance(module, LlamaRMSNorm)]
+    with forward_swapped(norms, lambda module, hidden: hidden * 0):
+        model.train()
+        model.eval()
+        assert all("forward" in norm.__dict__ for norm in norms)
+        assert norms[0](torch.ones(2, 64)).abs().sum() == 0
+    assert all("forward" not in norm.__dict__ for norm in norms)
