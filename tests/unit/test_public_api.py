@@ -1,4 +1,5 @@
-"""`tunesmith.__all__` is the public surface: every name resolves, and `import tunesmith` stays cheap."""
+"""`tunesmith.__all__` is the public surface: every name resolves, and `import tunesmith` stays cheap, as do the
+job server and the config schema (a server, `tunesmith keys` or a config check does not wait for torch to load)."""
 
 import subprocess
 import sys
@@ -13,4 +14,9 @@ def test_every_public_name_resolves():
 
 def test_importing_tunesmith_loads_no_torch():
     code = "import sys, tunesmith; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+def test_the_job_server_and_the_config_schema_load_no_torch():
+    code = "import sys, tunesmith.serve.app, tunesmith.config.schema; print('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
-from torch import nn
 
 from tunesmith.config.section import Section
 from tunesmith.errors import ConfigError
 from tunesmith.methods.registry import Method, register
+
+if TYPE_CHECKING:  # annotations only: the config schema imports every method without torch
+    from torch import nn
 
 
 class FreezeMethod(Section):
@@ -33,6 +35,8 @@ def apply(model: nn.Module, options: FreezeMethod, tokenizer_path=None) -> nn.Mo
 
 def decoder_blocks(model: nn.Module) -> nn.ModuleList:
     """The transformer's block list: the longest ModuleList in the model (layers/h/blocks by architecture)."""
+    from torch import nn
+
     lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
     if not lists:
         raise ConfigError("method 'freeze' needs a model with a list of transformer blocks; none was found")

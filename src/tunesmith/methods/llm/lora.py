@@ -6,14 +6,16 @@ The LoRA options are shared with qlora (methods/llm/qlora.py), which adds a quan
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Union
+from typing import TYPE_CHECKING, Literal, Union
 
 from pydantic import Field, ValidationInfo, field_validator
-from torch import nn
 
 from tunesmith.config.section import Section, invalid
 from tunesmith.methods.llm.peft_wrap import copy, wrap
 from tunesmith.methods.registry import Method, register
+
+if TYPE_CHECKING:  # annotations only: the config schema imports every method without torch
+    from torch import nn
 
 # init -> LoraConfig.init_lora_weights
 LORA_INIT = {"default": True, "pissa": "pissa", "olora": "olora", "gaussian": "gaussian"}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the config schema imports every method without torch
+    from torch import nn
 
 
 def wrap(model: nn.Module, peft_config) -> nn.Module:

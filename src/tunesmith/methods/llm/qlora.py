@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
-from torch import nn
 
 from tunesmith.config.section import invalid
 from tunesmith.errors import ConfigError
 from tunesmith.methods.llm import lora
 from tunesmith.methods.registry import Method, always, register
+
+if TYPE_CHECKING:  # annotations only: the config schema imports every method without torch
+    from torch import nn
 
 
 class QLoraMethod(lora.LoraOptions):
