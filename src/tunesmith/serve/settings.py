@@ -3,6 +3,7 @@ Stable Diffusion pipelines alike: a job trains the family of the base it names).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass, field
@@ -28,6 +29,14 @@ def default_home() -> Path:
     return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "tunesmith"
 
 
+@functools.cache
+def machine_devices() -> int:
+    """This machine's GPUs, else its CPU cores. Counting them imports torch (seconds): once a process."""
+    import torch
+
+    return torch.cuda.device_count() or os.cpu_count() or 1
+
+
 @dataclass(frozen=True)
 class ServeSettings:
     home: Path
@@ -48,11 +57,7 @@ class ServeSettings:
         return model_family(self.models[name])
 
     def device_limit(self) -> int:
-        if self.max_devices_per_job is not None:
-            return self.max_devices_per_job
-        import torch
-
-        return torch.cuda.device_count() or os.cpu_count() or 1
+        return self.max_devices_per_job if self.max_devices_per_job is not None else machine_devices()
 
     @property
     def files_dir(self) -> Path:

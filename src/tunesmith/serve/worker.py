@@ -54,6 +54,7 @@ class Worker:
 
     def run(self) -> None:
         """Poll until stop() is called, then hand the running jobs back to the queue."""
+        self.settings.device_limit()  # imports torch once, now: never while a claimed job's lease waits on it
         log.info("worker %s polling %s", self.id, self.settings.db_url.split("@")[-1])
         while not self.stopping.is_set():
             try:
@@ -67,10 +68,10 @@ class Worker:
         self.stopping.set()
 
     def tick(self) -> None:
+        self._collect_finished()
+        self._renew_leases()  # before looking for expired leases: a slow tick must not expire this worker's own
         claims.requeue_expired(self.sessions)
         validate_pending(self.sessions, self.settings)
-        self._collect_finished()
-        self._renew_leases()
         if time.monotonic() - self.swept_at >= CACHE_SWEEP_S:
             remove_caches_of_ended_jobs(self.sessions, self.settings)
             self.swept_at = time.monotonic()

@@ -82,3 +82,28 @@ def test_release_and_fail_act_only_for_the_claiming_worker(tmp_path):
         assert session.get(Job, first.seq).status == QUEUED
         failed = session.get(Job, second.seq)
         assert (failed.status, failed.error) == ("failed", error)
+
+
+def test_a_worker_renews_its_own_jobs_lease_before_it_requeues_expired_ones(tmp_path, tiny_model_dir):
+    """A tick that came late (a slow database, an import) must not hand the worker's own running job back."""
+    import subprocess
+    import sys
+
+    from tunesmith.serve.settings import make_settings
+    from tunesmith.serve.worker import Worker, _Running
+
+    settings = make_settings(tmp_path / "home", models=[f"tiny={tiny_model_dir}"], lease_seconds=3)
+    worker = Worker(settings, max_jobs=1)
+    queue_jobs(worker.sessions, 1)
+    job = claims.claim_next(worker.sessions, worker.id, 0.01, ["tiny"])
+    time.sleep(0.05)  # its lease has expired: the worker's last renewal was longer ago than a lease
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        worker.running[job.seq] = _Running(job.seq, job.id, process, time.monotonic() - 10)
+        worker.tick()
+        with worker.sessions() as session:
+            held = session.get(Job, job.seq)
+            assert (held.status, held.worker_id, held.attempts) == (RUNNING, worker.id, 1)
+    finally:
+        process.kill()
+        process.wait()
