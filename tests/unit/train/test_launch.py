@@ -18,11 +18,14 @@ failures = launch(2, run_script_path, sys.argv[1], sys.argv[2])
 print(json.dumps({f.rank: f.code for f in failures}))
 """
 
-# Rank 1 kills itself; rank 0 ends with exit code 3 a moment later, so both may be found ended at one poll.
+# Rank 1 kills itself; rank 0 ends with exit code 3 a moment later, so both may be found ended at one poll. Rank 0
+# ignores the SIGTERM the agent sends it when a poll finds rank 1 dead first (how fast the agent is decides that),
+# so it always ends with its own code.
 KILLED = """
 import os, signal, sys, time
 from pathlib import Path
 marker = Path(sys.argv[1])
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
 if os.environ["RANK"] == "1":
     marker.write_text("dying")
     os.kill(os.getpid(), signal.SIGKILL)
