@@ -35,6 +35,7 @@ def describe(device: torch.device, repeats: int = 5) -> dict:
     """The machine (report.machine), its CPU flags, matmul throughput per dtype on `device` and the load average."""
     info = machine()
     info["cpu_flags"] = cpu_flags()
+    info["cpu_generation"] = cpu_generation()
     info["device"] = device.type
     info["torch_threads"] = torch.get_num_threads()  # OMP_NUM_THREADS=1 makes CPU seconds a steadier A/B figure
     info["matmul"] = {name: matmul_gflops(DTYPES[name], device, repeats) for name in _dtypes(device)}
@@ -51,6 +52,18 @@ def cpu_flags() -> dict[str, bool]:
         line = next((line for line in cpuinfo.read_text().splitlines() if line.startswith("flags")), "")
         flags = set(line.partition(":")[2].split())
     return {flag: flag in flags for flag in FLAGS}
+
+
+def cpu_generation(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, int] | None:
+    """The first CPU's "cpu family" and "model" numbers (None where absent): "AMD EPYC" names both Zen 4 (family
+    25) and Zen 5 (family 26), whose bf16 matrix products differ 2x, with the same flags."""
+    if not cpuinfo.is_file():
+        return None
+    fields = dict(line.partition(":")[::2] for line in cpuinfo.read_text().split("\n\n")[0].splitlines())
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    if not fields.get("cpu family", "").isdigit() or not fields.get("model", "").isdigit():
+        return None
+    return {"family": int(fields["cpu family"]), "model": int(fields["model"])}
 
 
 def matmul_gflops(dtype: torch.dtype, device: torch.device, repeats: int = 5) -> dict:
@@ -100,6 +113,9 @@ def lora_ceiling(gflops: float, parameters: int) -> float:
 def summary_line(info: dict) -> str:
     """One line for the printed summary: where, flags, threads, matmul GFLOP/s per dtype, the load average."""
     where = info["gpu"] or f"{info['cpu']}, {info['cpu_count']} cores"
+    generation = info.get("cpu_generation")  # absent in results files from before it was recorded
+    if not info["gpu"] and generation:
+        where += f", family {generation['family']} model {generation['model']}"
     flags = ", ".join(flag for flag, present in info["cpu_flags"].items() if present) or "none of " + "/".join(FLAGS)
     speeds = ", ".join(
         f"{name} {_gflops(measured)}" + ("" if measured["size"] == MATMUL_SIZE else f" (at {measured['size']})")
