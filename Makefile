@@ -30,7 +30,8 @@ system-deps:
 
 # One pytest worker per core (pytest-xdist), each module on one worker so its module-scoped runs train once, and one
 # torch thread per worker: the tiny models gain nothing from a second thread, the second core runs other tests.
-PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadscope --durations=30
+# Modules go out in tests/conftest.py's order (the slowest first), not xdist's (the most tests first).
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadscope --no-loadscope-reorder --durations=30
 
 test: setup system-deps
 	$(PYTEST) tests

@@ -1,5 +1,7 @@
 """Shared fixtures: the real SmolLM2 tokenizer and a tiny random Llama built from a config."""
 
+import collections
+
 import pytest
 import torch
 
@@ -154,3 +156,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.path.name in SLOW_MODULES or item.originalname in SLOW_TESTS or item.name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+    # `make test` hands each module to one xdist worker in this order (--no-loadscope-reorder): the modules with
+    # the most slow tests first, so that no minute-long module starts last while the other worker has run dry.
+    slow_tests = collections.Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow_tests[item.path])
