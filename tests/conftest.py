@@ -1,6 +1,7 @@
 """Shared fixtures: the real SmolLM2 tokenizer and a tiny random Llama built from a config."""
 
 import collections
+from pathlib import Path
 
 import pytest
 import torch
@@ -107,9 +108,13 @@ def tiny_run_config(tmp_path, tiny_model_dir, chat_data):
     return make
 
 
+TESTS = Path(__file__).parent
 # Whole modules that start processes (torchrun, the CLI in a subprocess, trial children), and single tests measured
 # at 15 s or more on the 2-core CI machine: `make test-fast` skips them, `make test` runs them.
-SLOW_MODULES = {"test_distributed.py", "test_distributed_sharded.py", "test_interrupt.py", "test_method_trials.py", "test_cli.py"}
+SLOW_MODULES = {  # paths under tests/
+    "integration/test_distributed.py", "integration/test_distributed_sharded.py", "integration/test_interrupt.py",
+    "integration/test_method_trials.py", "e2e/test_cli.py",
+}
 SLOW_TESTS = {
     "test_users_class_folder_is_topped_up",
     "test_f32_round_trip",  # GGUF write + transformers' de-quantising read
@@ -154,7 +159,8 @@ SLOW_TESTS = {
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.path.name in SLOW_MODULES or item.originalname in SLOW_TESTS or item.name in SLOW_TESTS:
+        in_slow_module = item.path.relative_to(TESTS).as_posix() in SLOW_MODULES
+        if in_slow_module or item.originalname in SLOW_TESTS or item.name in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
     # `make test` hands each module to one xdist worker in this order (--no-loadscope-reorder): the modules with
     # the most slow tests first, so that no minute-long module starts last while the other worker has run dry.
