@@ -3,6 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/llm/micro.py adamw      # AdamW step: for-loop (CPU default), foreach, fused
     OMP_NUM_THREADS=1 python benchmarks/llm/micro.py dropout    # fwd + bwd: nn.Dropout, CpuDropout, no dropout
     OMP_NUM_THREADS=1 python benchmarks/llm/micro.py head-cast  # casting the tied lm_head to bf16 once
+    OMP_NUM_THREADS=1 python benchmarks/llm/micro.py mask       # a dropout mask: drawn as bool or bytes, applied by where or *
 
 Shapes are the embedded SmolLM2-135M's with LoRA r=16 on all linear layers: 420 adapter tensors (4.9M parameters),
 activations of a short-row batch (8 x 95 tokens) at the 576- and 1536-wide layer inputs. To compare with another
@@ -130,6 +131,37 @@ def head_cast(repeats: int) -> dict:
     return {f"[{VOCAB}, {HIDDEN}] fp32 -> bf16": {"ms": round(statistics.median(seconds["cast"]) * 1e3, 2)}}
 
 
+def mask(repeats: int) -> dict:
+    """LoRA dropout's mask at the two layer-input widths, in fp32 and bf16: written by the comparison as bool or as
+    uint8 bytes (then viewed as bool), and applied by `where(keep, x, 0)` or by multiplying with the bytes; whether
+    both applications give equal tensors."""
+    figures = {}
+    for width in (HIDDEN, INTERMEDIATE):
+        generator = torch.Generator().manual_seed(0)
+        uniforms = torch.randint(0, 1 << 15, (*TOKENS, width), dtype=torch.int16, generator=generator)
+        keep = uniforms >= 1638  # p = 0.05 in 15-bit levels
+        for dtype in (torch.float32, torch.bfloat16):
+            x = torch.randn(*TOKENS, width, generator=generator).to(dtype)
+            pieces = {
+                "draw as bool": lambda: uniforms >= 1638,
+                "draw as uint8": lambda: torch.ge(uniforms, 1638, out=torch.empty(uniforms.shape, dtype=torch.uint8)),
+                "apply with where": lambda: torch.where(keep, x, 0),
+                "apply with * uint8": lambda: x * keep.view(torch.uint8),
+            }
+
+            def run(name: str) -> float:
+                started = time.process_time()
+                pieces[name]()
+                return time.process_time() - started
+
+            seconds = _alternating(list(pieces), run, repeats)
+            figures[f"[{TOKENS[0]}, {TOKENS[1]}, {width}] {str(dtype).removeprefix('torch.')}"] = {
+                **{f"{name} ms": round(statistics.median(seconds[name]) * 1e3, 3) for name in pieces},
+                "same values": torch.equal(torch.where(keep, x, 0), x * keep.view(torch.uint8)),
+            }
+    return figures
+
+
 def _alternating(names: list[str], run, repeats: int) -> dict[str, list[float]]:
     """run(name) for every name, `repeats` rounds, the order reversed every other round; after one warm-up round."""
     for name in names:
@@ -141,7 +173,7 @@ def _alternating(names: list[str], run, repeats: int) -> dict[str, list[float]]:
     return seconds
 
 
-PIECES = {"adamw": adamw, "dropout": dropout, "head-cast": head_cast}
+PIECES = {"mask": mask, "adamw": adamw, "dropout": dropout, "head-cast": head_cast}
 
 
 if __name__ == "__main__":
