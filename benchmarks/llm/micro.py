@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python benchmarks/llm/micro.py adamw      # AdamW step: for-loop (CPU default), foreach, fused
     OMP_NUM_THREADS=1 python benchmarks/llm/micro.py dropout    # fwd + bwd: nn.Dropout, CpuDropout, no dropout
     OMP_NUM_THREADS=1 python benchmarks/llm/micro.py head-cast  # casting the tied lm_head to bf16 once
-    OMP_NUM_THREADS=1 python benchmarks/llm/micro.py mask       # a dropout mask: drawn as bool or bytes, applied by where or *
+    OMP_NUM_THREADS=1 python benchmarks/llm/micro.py mask       # a dropout mask: drawn as bool or bytes; where or *
 
 Shapes are the embedded SmolLM2-135M's with LoRA r=16 on all linear layers: 420 adapter tensors (4.9M parameters),
 activations of a short-row batch (8 x 95 tokens) at the 576- and 1536-wide layer inputs. To compare with another
@@ -173,7 +173,7 @@ def _alternating(names: list[str], run, repeats: int) -> dict[str, list[float]]:
     return seconds
 
 
-PIECES = {"mask": mask, "adamw": adamw, "dropout": dropout, "head-cast": head_cast}
+PIECES = {"adamw": adamw, "dropout": dropout, "head-cast": head_cast, "mask": mask}
 
 
 if __name__ == "__main__":
