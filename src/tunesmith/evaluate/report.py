@@ -112,7 +112,9 @@ def _markdown_scores(scores: dict) -> list[str]:
 
 def _markdown_meta(meta: dict) -> list[str]:
     def show(value) -> str:
-        return f"{value:.2f}" if isinstance(value, float) else str(value)
+        if not isinstance(value, float):
+            return str(value)
+        return f"{value:.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.2e}"  # a learning rate is not 0.00
 
     return [f"- **{key}**: {show(value)}" for key, value in meta.items()]
 

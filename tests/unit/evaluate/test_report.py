@@ -97,3 +97,10 @@ def test_scores_table_renders_rows_numbers_and_verdicts():
     text = console.export_text()
     for expected in ("perplexity", "exact_match", "12.35", "8.10", "30.2", "-4.25 better", "-2.0 worse", "change"):
         assert expected in text
+
+
+def test_small_numbers_in_the_meta_keep_their_digits(tmp_path):
+    meta = {"learning_rate": 0.0005, "train_seconds": 390.9, "final_val_loss": 1.4894, "steps": 106}
+    text = write_report(tmp_path, SCORES, [], meta)[1].read_text()
+    assert "- **learning_rate**: 5.00e-04" in text and "- **train_seconds**: 390.90" in text
+    assert "- **final_val_loss**: 1.49" in text and "- **steps**: 106" in text
