@@ -19,8 +19,10 @@ def offline_defaults() -> None:
 def configure() -> None:
     """The command line's defaults: offline, and only tunesmith's own messages."""
     offline_defaults()
-    # bitsandbytes announces an optional hub-downloaded CPU kernel it cannot use offline; its fallback works.
-    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
+    # On AVX512-BF16 CPUs, importing bitsandbytes asks the kernels package for a Hub CPU kernel: both announce that
+    # offline they cannot have it; bitsandbytes' own fallback works.
+    for name in ("bitsandbytes.backends.cpu.ops", "kernels"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     from transformers.utils import logging as hf_logging
 
