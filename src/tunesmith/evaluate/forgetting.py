@@ -55,6 +55,8 @@ class Forgetting:
         if self.flagged:
             return (f"forgetting: {numbers}, above the {100 * self.threshold:.0f}% threshold; lower the learning rate "
                     "or rank, train fewer epochs, or mix general text into the training data")
+        if self.rise <= 0:  # "within the threshold" would read oddly after a fall
+            return f"no forgetting: {numbers}; general text is no harder for the tuned model than for the base"
         return f"no forgetting flagged: {numbers}, within the {100 * self.threshold:.0f}% threshold"
 
     def to_dict(self) -> dict:

@@ -44,3 +44,11 @@ def test_a_rise_above_the_threshold_is_flagged(tuned_loss, flagged):
     else:
         assert line.startswith("no forgetting flagged: perplexity on sample 10.00 -> 10.50 (+5.0%")
     assert result.to_dict()["flagged"] is flagged
+
+
+def test_a_fall_in_perplexity_is_said_as_such():
+    base, tuned = losses(np.log(10.0)), losses(np.log(9.0))
+    drift = paired_difference(PERPLEXITY, tuned, base, "base", resample_counts(40, 200, 0), 0.95)
+    line = forgetting("sample", base, tuned, drift, threshold=0.10).line()
+    assert line.startswith("no forgetting: perplexity on sample 10.00 -> 9.00 (-10.0%")
+    assert "no harder for the tuned model" in line and "threshold" not in line
