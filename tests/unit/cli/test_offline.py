@@ -21,13 +21,14 @@ def fresh_defaults(monkeypatch):
     for name in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "TOKENIZERS_PARALLELISM"):
         monkeypatch.delenv(name, raising=False)
     levels, verbosity = {name: logging.getLogger(name).level for name in SET}, hf_logging.get_verbosity()
+    progress_bar = hf_logging.is_progress_bar_enabled()
     for name in SET:
         logging.getLogger(name).setLevel(logging.NOTSET)
     yield
     for name, level in levels.items():
         logging.getLogger(name).setLevel(level)
     hf_logging.set_verbosity(verbosity)
-    hf_logging.enable_progress_bar()
+    (hf_logging.enable_progress_bar if progress_bar else hf_logging.disable_progress_bar)()
 
 
 def test_the_cli_is_offline_and_hides_the_hub_kernel_notices(fresh_defaults):
