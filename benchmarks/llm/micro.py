@@ -4,6 +4,7 @@
     OMP_NUM_THREADS=1 python benchmarks/llm/micro.py dropout    # fwd + bwd: nn.Dropout, CpuDropout, no dropout
     OMP_NUM_THREADS=1 python benchmarks/llm/micro.py head-cast  # casting the tied lm_head to bf16 once
     OMP_NUM_THREADS=1 python benchmarks/llm/micro.py mask       # a dropout mask: drawn as bool or bytes; where or *
+    OMP_NUM_THREADS=1 python benchmarks/llm/micro.py attention-mask  # scores scaled and masked: two ops or one
 
 Shapes are the embedded SmolLM2-135M's with LoRA r=16 on all linear layers: 420 adapter tensors (4.9M parameters),
 activations of a short-row batch (8 x 95 tokens) at the 576- and 1536-wide layer inputs. To compare with another
@@ -133,8 +134,10 @@ def head_cast(repeats: int) -> dict:
 
 def mask(repeats: int) -> dict:
     """LoRA dropout's mask at the two layer-input widths, in fp32 and bf16: written by the comparison as bool or as
-    uint8 bytes (then viewed as bool), and applied by `where(keep, x, 0)` or by multiplying with the bytes; whether
-    both applications give equal tensors."""
+    uint8 bytes (then viewed as bool), and applied by `where(keep, x, 0)`, by multiplying with the bytes, or by
+    tunesmith's apply_keep (methods/keep_mask.py); whether the applications give equal tensors."""
+    from tunesmith.methods.keep_mask import apply_keep
+
     figures = {}
     for width in (HIDDEN, INTERMEDIATE):
         generator = torch.Generator().manual_seed(0)
@@ -147,6 +150,7 @@ def mask(repeats: int) -> dict:
                 "draw as uint8": lambda: torch.ge(uniforms, 1638, out=torch.empty(uniforms.shape, dtype=torch.uint8)),
                 "apply with where": lambda: torch.where(keep, x, 0),
                 "apply with * uint8": lambda: x * keep.view(torch.uint8),
+                "apply with apply_keep": lambda: apply_keep(x, keep),
             }
 
             def run(name: str) -> float:
@@ -157,8 +161,50 @@ def mask(repeats: int) -> dict:
             seconds = _alternating(list(pieces), run, repeats)
             figures[f"[{TOKENS[0]}, {TOKENS[1]}, {width}] {str(dtype).removeprefix('torch.')}"] = {
                 **{f"{name} ms": round(statistics.median(seconds[name]) * 1e3, 3) for name in pieces},
-                "same values": torch.equal(torch.where(keep, x, 0), x * keep.view(torch.uint8)),
+                "same values": torch.equal(torch.where(keep, x, 0), x * keep.view(torch.uint8))
+                and torch.equal(torch.where(keep, x, 0), apply_keep(x, keep)),
             }
+    return figures
+
+
+def attention_mask(repeats: int) -> dict:
+    """Forward + backward of scaling and masking one layer's attention scores ([8, 9, 95, 95], causal and padded
+    rows), in fp32 and bf16: as two autograd ops (`* scale`, then `masked_fill` with the dtype's minimum), or as
+    the one pass tasks/causal_lm/cpu_attention.py makes (an additive mask, built once per forward pass and so left
+    out here, added with the scale as alpha); whether both give the same scores and gradients."""
+    batch, length = TOKENS
+    heads, scale = 9, 0.125
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(length // 2, length + 1, (batch,), generator=generator)
+    keep = (torch.arange(length) < lengths[:, None])[:, None, None, :] & torch.ones(length, length).bool().tril()
+    figures = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        scores = torch.randn(batch, heads, length, length, generator=generator).to(dtype)
+        # Zero where masked, as the softmax's backward gives it (a masked score's probability is 0).
+        grad = torch.randn(scores.shape, generator=generator).to(dtype).masked_fill(~keep, 0)
+        lowest = torch.finfo(dtype).min
+        bias = torch.zeros(keep.shape, dtype=dtype).masked_fill_(~keep, lowest)
+        pieces = {
+            "scale, then masked_fill": lambda s: (s * scale).masked_fill(~keep, lowest),
+            "additive mask, one pass": lambda s: torch.add(bias, s, alpha=scale),
+        }
+        outputs = {}
+
+        def run(name: str) -> float:
+            leaf = scores.clone().requires_grad_()
+            started = time.process_time()
+            out = pieces[name](leaf)
+            out.backward(grad)
+            seconds = time.process_time() - started
+            outputs[name] = out.detach(), leaf.grad
+            return seconds
+
+        seconds = _alternating(list(pieces), run, repeats)
+        (a, grad_a), (b, grad_b) = outputs.values()
+        figures[f"[{batch}, {heads}, {length}, {length}] {str(dtype).removeprefix('torch.')}"] = {
+            **{f"{name} ms": round(statistics.median(seconds[name]) * 1e3, 3) for name in pieces},
+            "same values": torch.equal(a, b) and torch.equal(grad_a, grad_b),
+        }
     return figures
 
 
@@ -173,7 +219,7 @@ def _alternating(names: list[str], run, repeats: int) -> dict[str, list[float]]:
     return seconds
 
 
-PIECES = {"adamw": adamw, "dropout": dropout, "head-cast": head_cast, "mask": mask}
+PIECES = {"adamw": adamw, "dropout": dropout, "head-cast": head_cast, "mask": mask, "attention-mask": attention_mask}
 
 
 if __name__ == "__main__":

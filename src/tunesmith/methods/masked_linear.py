@@ -1,7 +1,8 @@
 """A LoRA A product whose backward rebuilds its (masked) input instead of keeping a copy of it.
 
 `linear(mask * x, A)` under autograd keeps the masked copy of x for A's gradient: a [tokens, features] tensor per
-adapted layer. Here the product keeps the mask and what x is made from, and backward rebuilds the copy (one `where`):
+adapted layer. Here the product keeps the mask and what x is made from, and backward rebuilds the copy (one masking
+pass, methods/keep_mask.py):
 
 - x itself, where autograd keeps x anyway: q, k and v of a Llama block read one input, gate and up another, so
   they keep that one tensor between them (methods/lora_folded_scales.py finds them).
@@ -23,6 +24,8 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
+
+from tunesmith.methods.keep_mask import apply_keep
 
 # Per thread, while a `rebuildable` block runs: (x, x's version, rebuild, sources). One at a time, as a thread's
 # layers run one at a time.
@@ -62,7 +65,7 @@ def _itself(x: torch.Tensor) -> torch.Tensor:
 
 
 def _masked(x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
-    return x if keep is None else torch.where(keep, x, 0)
+    return x if keep is None else apply_keep(x, keep)
 
 
 class _MaskedLinear(torch.autograd.Function):
