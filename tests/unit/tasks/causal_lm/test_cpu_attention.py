@@ -77,19 +77,76 @@ def test_other_devices_and_implementations_are_left_alone(tiny_llama):
         assert not active and tiny_llama.config._attn_implementation == "eager"
 
 
-def test_softmax_keeps_only_its_output_and_matches_torch():
-    weights = torch.randn(2, 3, 5, 7)
-    grads = []
-    for softmax in (lambda s: torch.softmax(s, dim=-1), lambda s: attention_module._Softmax.apply(s, torch.float32)):
-        scores = torch.randn(2, 3, 5, 7, generator=torch.Generator().manual_seed(0), requires_grad=True)
-        (softmax(scores) * weights).sum().backward()
-        grads.append(scores.grad)
-    torch.testing.assert_close(grads[1], grads[0], atol=1e-6, rtol=1e-5)
+class KeptOutputSoftmax(torch.autograd.Function):
+    """The softmax the attention used before _MaskedSoftmax: float32, returned in `dtype`, backward from that."""
 
+    @staticmethod
+    def forward(ctx, scores, dtype):
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(dtype)
+        ctx.save_for_backward(probs)
+        ctx.scores_dtype = scores.dtype
+        return probs
+
+    @staticmethod
+    def backward(ctx, grad_probs):
+        (probs,) = ctx.saved_tensors
+        probs, grad_probs = probs.float(), grad_probs.float()
+        return (probs * (grad_probs - (grad_probs * probs).sum(dim=-1, keepdim=True))).to(ctx.scores_dtype), None
+
+
+def composed_softmax(scores, mask, scale, dtype):
+    """The separate autograd ops _MaskedSoftmax stands for."""
+    scores = scores * scale
+    if mask is not None:
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min) if mask.dtype == torch.bool else scores + mask
+    return KeptOutputSoftmax.apply(scores, dtype)
+
+
+def attention_mask(kind):
+    causal = torch.ones(5, 7, dtype=torch.bool).tril(2)
+    if kind == "none":
+        return None
+    if kind == "float":
+        return torch.zeros(5, 7).masked_fill(~causal, -1e4)[None, None]
+    keys = torch.tensor([7, 4, 0])[:, None, None, None] > torch.arange(7)  # the third row attends no key at all
+    return causal & keys if kind == "bool" else causal
+
+
+@pytest.mark.parametrize("kind", ["none", "bool", "float", "causal"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("scale", [0.125, 48**-0.5])
+def test_masked_softmax_gives_the_separate_ops_values_and_gradients(kind, dtype, scale):
+    mask = attention_mask(kind)
+    weights = torch.randn(3, 2, 5, 7, generator=torch.Generator().manual_seed(1))
+    results = []
+    for softmax in (composed_softmax, attention_module._MaskedSoftmax.apply):
+        scores = torch.randn(3, 2, 5, 7, generator=torch.Generator().manual_seed(0)).to(dtype).requires_grad_()
+        probs = softmax(scores, mask, scale, dtype)
+        (probs.float() * weights).sum().backward()
+        results.append((probs, scores.grad))
+    (probs, grad), (reference_probs, reference_grad) = results[1], results[0]
+    assert probs.dtype == dtype and grad.dtype == dtype
+    assert torch.equal(probs, reference_probs)
+    assert torch.equal(grad, reference_grad)
+    if kind == "bool":  # the row attending nothing: uniform probabilities, no gradient
+        assert grad[2].abs().sum() == 0 and probs[2].float().std() == 0
+
+
+def test_masked_softmax_keeps_only_its_output():
     scores = torch.randn(2, 3, 5, 7, dtype=torch.bfloat16, requires_grad=True)
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
-        probs = attention_module._Softmax.apply(scores, torch.bfloat16)
-    assert [t.dtype for t in saved] == [torch.bfloat16]  # no float32 copy of the probabilities
-    reference = torch.softmax(scores.float(), dim=-1)
+        probs = attention_module._MaskedSoftmax.apply(scores, attention_mask("causal"), 0.125, torch.bfloat16)
+    assert [t.dtype for t in saved] == [torch.bfloat16]  # no float32 copy of the probabilities, no mask
+    reference = torch.softmax(scores.float() * 0.125 + torch.where(attention_mask("causal"), 0.0, -1e30), dim=-1)
     torch.testing.assert_close(probs.float(), reference, atol=1e-2, rtol=1e-2)
+
+
+def test_layers_given_the_same_mask_share_its_additive_form():
+    mask = attention_mask("bool")
+    first, whole_rows = attention_module._additive(mask, torch.float32)
+    assert attention_module._additive(mask, torch.float32)[0] is first and whole_rows
+    assert attention_module._additive(attention_mask("causal"), torch.float32)[0] is not first
+    assert not attention_module._additive(attention_mask("causal"), torch.float32)[1]
+    cpu = torch.device("cpu")
+    assert attention_module._causal(5, 7, cpu) is attention_module._causal(5, 7, cpu)  # so its additive form too
