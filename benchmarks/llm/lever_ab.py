@@ -3,10 +3,12 @@
     python benchmarks/llm/lever_ab.py --workload short --max-examples 64 --patch adamw_fused
     python benchmarks/llm/lever_ab.py --workload short --max-examples 64 --set method.dropout=0
     python benchmarks/llm/lever_ab.py --off-src /tmp/before/src     # this checkout against an earlier one
+    python benchmarks/llm/lever_ab.py --env THP_MEM_ALLOC_ENABLE=1     # an environment setting
 
 "off" is tunesmith as lora_vs_trl.py runs it (with --off-src, the tunesmith source in that folder, e.g. from
 `git archive HEAD src | tar -x -C /tmp/before`); "on" adds the lever: a patch from benchmarks/llm/patches.py (a change
-not yet made in the source) and/or tunesmith config overrides, or this checkout's source against --off-src. Runs alternate off, on, on, off, ... each in its own
+not yet made in the source), tunesmith config overrides and/or environment variables, or this checkout's source
+against --off-src. Runs alternate off, on, on, off, ... each in its own
 child process (lora_vs_trl.py's tunesmith child), so drift on a shared machine hits both alike. Besides speed, the
 table says whether the lever changed the results: the per-step training losses of the first off and on runs.
 """
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     base = lora_vs_trl.make_job(job_settings(args), workdir)
     jobs = {"off": base, "on": {**base, "tunesmith_set": [*base["tunesmith_set"], *args.set],
                                 "tunesmith_patch": [*base["tunesmith_patch"], *args.patch]}}
-    lever = " ".join([*args.patch, *args.set, *([f"source vs {args.off_src}"] if args.off_src else [])])
+    lever = " ".join([*args.patch, *args.set, *args.env, *([f"source vs {args.off_src}"] if args.off_src else [])])
     print(f"lever: {lever}\nmeasuring the machine ({device.type}) ...", flush=True)
     info = machine.describe(device)
     print(machine.summary_line(info), flush=True)
@@ -56,7 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         paths[variant].write_text(json.dumps(job, indent=2))
 
     def launch(variant: str, stem: Path, label: str) -> dict:
-        env = {"PYTHONPATH": str(args.off_src)} if variant == "off" and args.off_src else None
+        if variant == "off":
+            env = {"PYTHONPATH": str(args.off_src)} if args.off_src else {}
+        else:
+            env = dict(setting.split("=", 1) for setting in args.env)
         return lora_vs_trl.run_tool("tunesmith", paths[variant], stem, label, env)
 
     def after(index: int, total: int, result: dict) -> None:
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     same = same_results(runs)
     print(f"\nlever: {lever}; medians over {args.repeats} run(s) each:\n{table}\n{same['summary']}")
 
-    parts = [*args.patch, *args.set, *(["source"] if args.off_src else [])]
+    parts = [*args.patch, *args.set, *args.env, *(["source"] if args.off_src else [])]
     name = "-".join(part.replace("=", "_").replace(".", "_") for part in parts)
     output = write_stamped("llm/lever_ab", {
         "lever": lever,
@@ -94,6 +99,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="a lever from benchmarks/llm/patches.py, on in the 'on' runs (repeatable)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a tunesmith config override in the 'on' runs (repeatable)")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment variable of the 'on' runs' process (repeatable)")
     parser.add_argument("--off-src", type=Path, metavar="DIR",
                         help="the 'off' runs import tunesmith from DIR (a src folder) instead of this checkout")
     parser.add_argument("--repeats", type=int, default=3, help="runs per variant")
@@ -103,8 +110,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     max_test_examples=16)
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
-    if not args.patch and not args.set and not args.off_src:
-        parser.error("name the lever: --patch NAME, --set KEY=VALUE and/or --off-src DIR")
+    if not args.patch and not args.set and not args.env and not args.off_src:
+        parser.error("name the lever: --patch NAME, --set KEY=VALUE, --env NAME=VALUE and/or --off-src DIR")
+    for setting in args.env:
+        if "=" not in setting or not setting.split("=", 1)[0]:
+            parser.error(f"--env {setting!r}: expected NAME=VALUE")
     if args.off_src and not (args.off_src / "tunesmith" / "__init__.py").is_file():
         parser.error(f"--off-src {args.off_src}: expected a src folder holding tunesmith/__init__.py")
     return args
