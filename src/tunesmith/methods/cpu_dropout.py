@@ -82,7 +82,7 @@ class CpuDropout(nn.Dropout):
         # random_ fills int64 with [0, 2^63): the top 16-bit word of each has one bit less, hence 15-bit uniforms.
         draws = torch.empty((x.numel() + 3) // 4, dtype=torch.int64).random_()
         uniforms = draws.view(torch.int16)[: x.numel()].view(x.shape) & (_LEVELS - 1)
-        # A comparison writing bool runs a scalar loop on CPU; into uint8 it is vectorised (4.8x on [8, 143, 576]).
+        # A comparison writing bool runs a scalar loop on CPU; into uint8 it is vectorised (`micro.py mask`: 2.4-2.7x).
         keep = torch.empty(x.shape, dtype=torch.uint8)
         return torch.ge(uniforms, threshold, out=keep).view(torch.bool), _LEVELS / (_LEVELS - threshold)
 

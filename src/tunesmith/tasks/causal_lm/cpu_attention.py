@@ -92,10 +92,10 @@ class _MaskedSoftmax(torch.autograd.Function):
         if mask is None:
             scores = scores * scale
         elif mask.dtype == torch.bool:
-            bias, whole_rows = _additive(mask, scores.dtype)
+            bias, empty_rows = _additive(mask, scores.dtype)
             # add's alpha is rounded to the tensor's dtype, a `*` scalar is not: the same only where it is exact.
             scores = torch.add(bias, scores, alpha=scale) if _exact(scale, scores.dtype) else bias + scores * scale
-            masked_rows = mask if whole_rows else None
+            masked_rows = mask if empty_rows else None
         else:
             scores = scores * scale + mask
         probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(dtype)

@@ -144,8 +144,8 @@ def test_masked_softmax_keeps_only_its_output():
 
 def test_layers_given_the_same_mask_share_its_additive_form():
     mask = attention_mask("bool")
-    first, whole_rows = attention_module._additive(mask, torch.float32)
-    assert attention_module._additive(mask, torch.float32)[0] is first and whole_rows
+    first, empty_rows = attention_module._additive(mask, torch.float32)
+    assert attention_module._additive(mask, torch.float32)[0] is first and empty_rows
     assert attention_module._additive(attention_mask("causal"), torch.float32)[0] is not first
     assert not attention_module._additive(attention_mask("causal"), torch.float32)[1]
     cpu = torch.device("cpu")
